@@ -1,0 +1,115 @@
+"""Frame preparation for the shards: crop, resize to the model input size, and three channels.
+
+RGB frames are read with PyAV (any container) or from a JPEG folder (ordered by the frame index in the
+names). Both streams are cropped the same way (``center``: the central square, keeping the aspect ratio
+the CNNs expect; ``full``: the whole frame, squashed) and resized with area averaging, which is the right
+anti-aliasing for the large downscales here (1280x720 events or 640x480 RGB to 112x112).
+
+Event frames arrive with as many channels as their representation has; the models expect three, so
+they are mapped once here: 1 channel is repeated, 2 polarity channels become (OFF, ON, their mean), 3 stay,
+and more (time bins) are averaged in three consecutive groups (oldest, middle, newest).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputFileError
+
+CROPS = ("center", "full")
+
+
+def crop_box(height: int, width: int, crop: str) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the region kept by ``crop``."""
+    if crop == "full":
+        return 0, height, 0, width
+    if crop == "center":
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        return top, top + side, left, left + side
+    raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+
+
+def resize_frames(frames: np.ndarray, size: int, crop: str = "center", chunk: int = 64) -> np.ndarray:
+    """uint8 ``[T, C, H, W]`` -> uint8 ``[T, C, size, size]`` (crop, then area-average resize, rounded)."""
+    if frames.ndim != 4:
+        raise ValueError(f"expected frames [T, C, H, W], got shape {frames.shape}")
+    top, bottom, left, right = crop_box(frames.shape[2], frames.shape[3], crop)
+    out = np.empty((frames.shape[0], frames.shape[1], size, size), dtype=np.uint8)
+    for start in range(0, frames.shape[0], chunk):
+        block = torch.from_numpy(np.ascontiguousarray(frames[start:start + chunk, :, top:bottom, left:right]))
+        resized = F.interpolate(block.float(), size=(size, size), mode="area")
+        out[start:start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def to_three_channels(frames: np.ndarray) -> np.ndarray:
+    """Map ``[T, C, H, W]`` frames of any channel count to 3 channels (see the module docstring)."""
+    channels = frames.shape[1]
+    if channels == 3:
+        return frames
+    if channels == 1:
+        return np.repeat(frames, 3, axis=1)
+    if channels == 2:
+        mean = ((frames[:, 0:1].astype(np.uint16) + frames[:, 1:2]) // 2).astype(np.uint8)
+        return np.concatenate([frames, mean], axis=1)
+    groups = np.array_split(np.arange(channels), 3)
+    return np.stack([frames[:, g].mean(axis=1).round().astype(np.uint8) for g in groups], axis=1)
+
+
+def read_rgb_frames(path: str | Path, size: int, crop: str = "center") -> np.ndarray:
+    """Decode every RGB frame of a video file or JPEG folder, resized: uint8 ``[T, 3, size, size]``.
+
+    Frames are resized as they are decoded, so a recording never sits in memory at full resolution.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_jpeg_folder(path, size, crop)
+    if not path.is_file():
+        raise InputFileError(path, "RGB stream not found")
+    import av
+
+    resized = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            batch = []
+            for frame in container.decode(stream):
+                batch.append(frame.to_ndarray(format="rgb24").transpose(2, 0, 1))
+                if len(batch) == 32:
+                    resized.append(resize_frames(np.stack(batch), size, crop))
+                    batch = []
+            if batch:
+                resized.append(resize_frames(np.stack(batch), size, crop))
+    except av.error.FFmpegError as exc:
+        raise InputFileError(path, f"cannot decode video: {exc}") from exc
+    if not resized:
+        raise InputFileError(path, "video holds no frames")
+    return np.concatenate(resized)
+
+
+def _read_jpeg_folder(folder: Path, size: int, crop: str) -> np.ndarray:
+    from PIL import Image
+
+    from ..video.probe import IMAGE_SUFFIXES, parse_jpeg_frame_name
+
+    files = []
+    for file in folder.iterdir():
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                files.append((parse_jpeg_frame_name(file.name)[0], file))
+            except ValueError as exc:
+                raise InputFileError(file, str(exc)) from exc
+    if not files:
+        raise InputFileError(folder, "JPEG folder holds no frames")
+    frames = []
+    for _, file in sorted(files):
+        with Image.open(file) as image:
+            rgb = np.asarray(image.convert("RGB")).transpose(2, 0, 1)
+        frames.append(resize_frames(rgb[None], size, crop)[0])
+    return np.stack(frames)

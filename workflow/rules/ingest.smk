@@ -1,0 +1,54 @@
+# Ingest: discover and probe each user's recordings (one job per user), then merge and split.
+
+
+rule ingest_user:
+    input:
+        recordings=user_recording_files,
+        sync=sync_csv_files(),
+        code=stage_code("dataset", "video", "events"),
+    output:
+        manifest="results/manifest/{user}.csv",
+        rejects="results/manifest/{user}.rejects.csv",
+    params:
+        root=dataset_root(),
+        sync=sync_csv_files(),
+        outdir=lambda wildcards, output: os.path.dirname(output.manifest),
+    log:
+        "logs/ingest/{user}.log",
+    benchmark:
+        "benchmarks/out/ingest/{user}.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    conda:
+        "../../envs/ingest.yaml"
+    shell:
+        "{FACEMORPHIC} ingest --root {params.root:q} --users {wildcards.user} "
+        "--sync-csv {params.sync:q} --per-user-dir {params.outdir:q} --no-progress > {log} 2>&1"
+
+
+rule split:
+    input:
+        manifests=expand("results/manifest/{user}.csv", user=users()),
+        rejects=expand("results/manifest/{user}.rejects.csv", user=users()),
+        code=stage_code("dataset"),
+    output:
+        manifest="results/manifest.csv",
+        rejects="results/rejects.csv",
+    params:
+        protocol=config["split"]["protocol"],
+        test_fraction=config["split"]["test_fraction"],
+        seed=config["split"]["seed"],
+    log:
+        "logs/split.log",
+    benchmark:
+        "benchmarks/out/split.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/ingest.yaml"
+    shell:
+        "{FACEMORPHIC} split --user-manifests {input.manifests:q} --user-rejects {input.rejects:q} "
+        "--manifest {output.manifest} --rejects {output.rejects} --protocol {params.protocol} "
+        "--test-fraction {params.test_fraction} --seed {params.seed} > {log} 2>&1"
