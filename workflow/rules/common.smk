@@ -1,22 +1,25 @@
-# Helpers shared by every rule file: where the dataset is, which users it has, and the stage code that
-# each rule lists as an input (editing a stage's module reruns that stage).
-import os
+# Helpers shared by all rule files. They say where the dataset is, which users it has, and which stage
+# code each rule lists as an input (editing a stage module reruns that stage).
 import sys
 from pathlib import Path
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
 SRC = Path(workflow.basedir) / "src"
-# The rules run `python -m facemorphic ...`; putting src/ on PYTHONPATH makes that work in a pip install,
-# in a checkout, and inside per-rule conda environments alike.
+# Parse-time helpers below import facemorphic from this checkout even before `pip install`.
 sys.path.insert(0, str(SRC))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH", "")]))
-# `python` in the rules is the interpreter running Snakemake (a venv need not be activated); with
-# `--sdm conda` the rule's environment is activated after this and its python comes first.
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 from facemorphic.dataset.layout import list_users  # noqa: E402
 
-FACEMORPHIC = "python -m facemorphic"
 SYNTHETIC_ROOT = "resources/synthetic"
+
+
+def facemorphic_command():
+    """How rules call the CLI: this Snakemake's own interpreter (a venv need not be activated); under
+    `--sdm conda` the rule environment's python, with this checkout's src/ on its path."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return f"PYTHONPATH={SRC} python -m facemorphic"
+    return f"{sys.executable} -m facemorphic"
 
 
 def is_synthetic():

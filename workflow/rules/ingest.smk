@@ -12,7 +12,8 @@ rule ingest_user:
     params:
         root=dataset_root(),
         sync=sync_csv_files(),
-        outdir=lambda wildcards, output: os.path.dirname(output.manifest),
+        outdir=lambda wildcards, output: Path(output.manifest).parent,
+        facemorphic=facemorphic_command(),
     log:
         "logs/ingest/{user}.log",
     benchmark:
@@ -23,7 +24,7 @@ rule ingest_user:
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "{FACEMORPHIC} ingest --root {params.root:q} --users {wildcards.user} "
+        "{params.facemorphic} ingest --root {params.root:q} --users {wildcards.user} "
         "--sync-csv {params.sync:q} --per-user-dir {params.outdir:q} --no-progress > {log} 2>&1"
 
 
@@ -39,6 +40,7 @@ rule split:
         protocol=config["split"]["protocol"],
         test_fraction=config["split"]["test_fraction"],
         seed=config["split"]["seed"],
+        facemorphic=facemorphic_command(),
     log:
         "logs/split.log",
     benchmark:
@@ -49,6 +51,6 @@ rule split:
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "{FACEMORPHIC} split --user-manifests {input.manifests:q} --user-rejects {input.rejects:q} "
+        "{params.facemorphic} split --user-manifests {input.manifests:q} --user-rejects {input.rejects:q} "
         "--manifest {output.manifest} --rejects {output.rejects} --protocol {params.protocol} "
         "--test-fraction {params.test_fraction} --seed {params.seed} > {log} 2>&1"
