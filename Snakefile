@@ -13,7 +13,12 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/events.smk"
+include: "workflow/rules/landmarks.smk"
+include: "workflow/rules/morphable.smk"
+include: "workflow/rules/fitting.smk"
 
 
 rule all:

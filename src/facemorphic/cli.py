@@ -17,12 +17,24 @@ from .errors import FacemorphicError
 
 #: subcommand -> (module with add_arguments/run, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
+    "synth": ("facemorphic.synthetic.cli", "generate one synthetic user's recordings with ground truth"),
+    "synth-corpus": ("facemorphic.synthetic.corpus_cli", "generate the synthetic 3D scan corpus with ground truth"),
     "ingest": ("facemorphic.dataset.cli", "discover recordings, probe them, write per-user manifests and rejects"),
+    "decode": ("facemorphic.events.decode_cli", "convert a Prophesee RAW/DAT file to .npy/.csv/.h5 events"),
+    "events": ("facemorphic.events.cli", "event frames aligned to the RGB frames, one HDF5 per user"),
     "split": ("facemorphic.dataset.split_cli", "merge per-user manifests, assign the train/test split"),
+    "landmarks": ("facemorphic.landmarks.cli", "68-point landmarks of RGB frames, per user (HDF5) or per file (CSV)"),
+    "morphable": ("facemorphic.morphable.cli", "learn the identity and AU 3DMM bases from scans (or import released ones)"),
+    "fit": ("facemorphic.fitting.cli", "fit per-frame 3DMM identity and AU coefficients to one user's landmarks"),
+    "shards": ("facemorphic.shards.cli", "pack AU recordings per split into training-ready HDF5 shards"),
+    "features": ("facemorphic.training.features_cli", "cache frozen ResNet-18 features of every frame"),
+    "train": ("facemorphic.training.cli", "train and evaluate one model run (one experiment, one seed)"),
+    "evaluate": ("facemorphic.evaluation.cli", "the paper's tables and confusion figures from the runs"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser; only the chosen ``stage``'s module is imported (others cost nothing)."""
     parser = argparse.ArgumentParser(
         prog="facemorphic",
         description="Neuromorphic facial Action Unit analysis with cross-modal supervision.",
@@ -32,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", metavar="STAGE")
     sub.required = True
     for name, (module_name, help_text) in STAGES.items():
-        module = importlib.import_module(module_name)
         stage_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(stage_parser)
+        if name == stage:
+            importlib.import_module(module_name).add_arguments(stage_parser)
         stage_parser.set_defaults(_module=module_name)
     return parser
 
@@ -50,8 +62,9 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    stage = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(stage).parse_args(argv)
     configure_logging(args.verbose)
     module = importlib.import_module(args._module)
     try:

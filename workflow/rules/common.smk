@@ -1,5 +1,7 @@
 # Helpers shared by all rule files. They say where the dataset is, which users it has, and which stage
 # code each rule lists as an input (editing a stage module reruns that stage).
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def is_synthetic():
 def dataset_root():
     """The folder holding {user}/AU_{n}/... recordings."""
     if is_synthetic():
-        return f"{SYNTHETIC_ROOT}/recordings"
+        return SYNTHETIC_ROOT
     return config["dataset"]["root"]
 
 
@@ -60,7 +62,7 @@ def stage_code(*packages):
 def user_recording_files(wildcards):
     """Everything the ingest of one user reads: its RAW files, RGB videos and JPEG folders."""
     if is_synthetic():
-        return [f"{SYNTHETIC_ROOT}/truth/{wildcards.user}.h5"]
+        return [f"{SYNTHETIC_ROOT}/{wildcards.user}", f"{SYNTHETIC_ROOT}/truth/{wildcards.user}.h5"]
     user_dir = Path(dataset_root()) / wildcards.user
     return sorted(
         str(p)
@@ -74,8 +76,65 @@ def sync_csv_files():
     return [path] if path else []
 
 
+def landmark_truth_files(wildcards):
+    """The synthetic truth file, when the truth backend reads it."""
+    if config["landmarks"]["backend"] == "truth":
+        if not is_synthetic():
+            raise WorkflowError("config landmarks.backend='truth' needs dataset.source='synthetic'")
+        return [f"{SYNTHETIC_ROOT}/truth/{wildcards.user}.h5"]
+    return []
+
+
+def landmarks_gpus():
+    """gpu=1 for the landmark jobs when face_alignment runs on CUDA (dlib and truth use no GPU)."""
+    landmarks = config["landmarks"]
+    if landmarks["backend"] in ("dlib", "truth"):
+        return 0
+    if landmarks["device"].startswith("cuda"):
+        return 1
+    return int(landmarks["device"] == "auto" and shutil.which("nvidia-smi") is not None)
+
+
+def morphable_inputs(wildcards):
+    """Scan corpus (generated or the user's), or released bases in the authors' .mat layout."""
+    source = config["morphable"]
+    if source["source"] == "released":
+        return {"released_mat": source["released_mat"]}
+    if source["source"] == "synthetic":
+        scans = f"{SYNTHETIC_ROOT}/scans"
+        return {
+            "d3dfacs": f"{scans}/d3dfacs",
+            "vocaset": f"{scans}/vocaset",
+            "template": f"{scans}/template.ply",
+            "embedding": f"{scans}/landmark_embedding.pkl",
+        }
+    files = {"d3dfacs": source["d3dfacs"], "embedding": source["embedding"]}
+    files.update({key: source[key] for key in ("vocaset", "template") if source[key]})
+    return files
+
+
+def morphable_arguments(wildcards, input):
+    """The morphable CLI's source options, from the inputs chosen above."""
+    keys = ("d3dfacs", "vocaset", "template", "embedding", "released_mat")
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys if key in input.keys())
+
+
+def fitting_flags(wildcards):
+    fitting = config["fitting"]
+    return " ".join(
+        flag for flag, on in (("--drop-jaw", fitting["drop_jaw"]), ("--normalise-scale", fitting["normalise_scale"])) if on
+    )
+
+
 def final_targets():
     """What `snakemake all` builds."""
     return [
         "results/manifest.csv",
+        *expand("results/events/{user}.h5", user=users()),
+        *expand("results/coefficients/{user}.h5", user=users()),
+        "results/figures/au_components.png",
     ]
+
+
+wildcard_constraints:
+    user="[^/]+",
