@@ -24,6 +24,7 @@ Semantics (identical to Prophesee's reference decoders on every file in ``../sha
 from __future__ import annotations
 
 import numba as nb
+from numba.cpython.unsafe.numbers import trailing_zeros
 import numpy as np
 
 # Indices into the int64 decoder state array.
@@ -63,15 +64,15 @@ def _time_high_evt3(state, time_high):
 
 
 @nb.njit(cache=True, nogil=True)
-def decode_evt3(words, state, width, height, out_t, out_x, out_y, out_p, trig_t, trig_id, trig_p):
-    """Decode EVT 3.0 ``words`` (uint16) into the output columns.
+def decode_evt3(words, state, width, height, out, trig):
+    """Decode EVT 3.0 ``words`` (uint16) into ``out`` (EVENT_DTYPE records) and ``trig`` (TRIGGER_DTYPE).
 
     Returns ``(n_words_consumed, n_events, n_triggers)``. Stops early, at a word boundary, when fewer than
     12 event slots or no trigger slot remain.
     """
     n_words = words.shape[0]
-    cap = out_t.shape[0] - 12
-    trig_cap = trig_t.shape[0]
+    cap = out.shape[0] - 12
+    trig_cap = trig.shape[0]
     n = 0
     nt = 0
     i = 0
@@ -99,10 +100,10 @@ def decode_evt3(words, state, width, height, out_t, out_x, out_y, out_p, trig_t,
         elif kind == 0x2:  # EVT_ADDR_X
             x = w & 0x7FF
             if x < width and y < height:
-                out_t[n] = time
-                out_x[n] = x
-                out_y[n] = y
-                out_p[n] = (w >> 11) & 1
+                out[n].t = time
+                out[n].x = x
+                out[n].y = y
+                out[n].p = (w >> 11) & 1
                 n += 1
             else:
                 outside += 1
@@ -110,22 +111,18 @@ def decode_evt3(words, state, width, height, out_t, out_x, out_y, out_p, trig_t,
             base_x = w & 0x7FF
             pol = (w >> 11) & 1
         elif kind == 0x4 or kind == 0x5:  # VECT_12 / VECT_8
-            mask = w & 0xFFF if kind == 0x4 else w & 0xFF
+            mask = np.int64(w & 0xFFF) if kind == 0x4 else np.int64(w & 0xFF)
             span = 12 if kind == 0x4 else 8
             if y < height:
                 while mask != 0:
-                    bit = 0
-                    m = mask
-                    while (m & 1) == 0:
-                        m >>= 1
-                        bit += 1
+                    bit = trailing_zeros(mask)
                     mask &= mask - 1
                     x = base_x + bit
                     if x < width:
-                        out_t[n] = time
-                        out_x[n] = x
-                        out_y[n] = y
-                        out_p[n] = pol
+                        out[n].t = time
+                        out[n].x = x
+                        out[n].y = y
+                        out[n].p = pol
                         n += 1
                     else:
                         outside += 1
@@ -140,9 +137,9 @@ def decode_evt3(words, state, width, height, out_t, out_x, out_y, out_p, trig_t,
             _time_high_evt3(state, w & 0xFFF)
             time = state[S_TIME]
         elif kind == 0xA:  # EXT_TRIGGER
-            trig_t[nt] = time
-            trig_id[nt] = (w >> 8) & 0xF
-            trig_p[nt] = w & 1
+            trig[nt].t = time
+            trig[nt].id = (w >> 8) & 0xF
+            trig[nt].p = w & 1
             nt += 1
     state[S_TIME] = time
     state[S_Y] = y
@@ -165,11 +162,11 @@ def _time_high_evt2(state, time_high):
 
 
 @nb.njit(cache=True, nogil=True)
-def decode_evt2(words, state, width, height, out_t, out_x, out_y, out_p, trig_t, trig_id, trig_p):
+def decode_evt2(words, state, width, height, out, trig):
     """Decode EVT 2.0 ``words`` (uint32); same contract as :func:`decode_evt3`."""
     n_words = words.shape[0]
-    cap = out_t.shape[0]
-    trig_cap = trig_t.shape[0]
+    cap = out.shape[0]
+    trig_cap = trig.shape[0]
     n = 0
     nt = 0
     i = 0
@@ -189,17 +186,17 @@ def decode_evt2(words, state, width, height, out_t, out_x, out_y, out_p, trig_t,
             x = (w >> 11) & 0x7FF
             y = w & 0x7FF
             if x < width and y < height:
-                out_t[n] = state[S_TIME_BASE] + ((w >> 22) & 0x3F)
-                out_x[n] = x
-                out_y[n] = y
-                out_p[n] = kind
+                out[n].t = state[S_TIME_BASE] + ((w >> 22) & 0x3F)
+                out[n].x = x
+                out[n].y = y
+                out[n].p = kind
                 n += 1
             else:
                 outside += 1
         elif kind == 0xA:  # EXT_TRIGGER
-            trig_t[nt] = state[S_TIME_BASE] + ((w >> 22) & 0x3F)
-            trig_id[nt] = (w >> 8) & 0x1F
-            trig_p[nt] = w & 1
+            trig[nt].t = state[S_TIME_BASE] + ((w >> 22) & 0x3F)
+            trig[nt].id = (w >> 8) & 0x1F
+            trig[nt].p = w & 1
             nt += 1
     state[S_OUTSIDE] = outside
     return i, n, nt

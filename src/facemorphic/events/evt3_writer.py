@@ -23,7 +23,6 @@ the project's reader, evt3 and evlib). Events must be sorted by time (non-decrea
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numba as nb

@@ -169,7 +169,8 @@ def _probe_header(path: Path) -> tuple[str, dict, int, int, int, str, int]:
     if width is None:
         guessed = _sensor_from_names(header)
         if guessed is None:
-            raise InputFileError(path, "header gives no sensor size (no format/geometry line, unknown sensor generation)")
+            raise InputFileError(path, "header gives no sensor size (no format/geometry line, "
+                                       "unknown sensor generation)")
         (width, height), source = guessed, "sensor generation"
     return fmt, header, offset, width, height, source, size
 
@@ -186,7 +187,8 @@ def probe_raw(path: str | Path) -> RawInfo:
     if data_bytes <= 0:
         raise InputFileError(path, "event file holds a header but no event data")
     word = 8 if fmt == "DAT" else FORMAT_WORD_BYTES[fmt]
-    reader = RawReader(path, chunk_words=PROBE_BYTES // word, _probed=(fmt, header, offset, width, height, source, size))
+    probed = (fmt, header, offset, width, height, source, size)
+    reader = RawReader(path, chunk_words=PROBE_BYTES // word, _probed=probed)
     first = None
     for chunk in reader.chunks():
         if len(chunk.events):
@@ -219,20 +221,19 @@ class RawReader:
         return self.width, self.height
 
     def _word_blocks(self, dtype) -> Iterator[np.ndarray]:
-        """Yield successive blocks of whole words; set ``truncated`` on a trailing partial word."""
+        """Yield successive blocks of whole words; set ``truncated`` on a trailing partial word.
+
+        ``readinto`` on a regular file fills the buffer except at the end of the file, so a partial word
+        can only be the file's last bytes.
+        """
         itemsize = np.dtype(dtype).itemsize
         buf = np.empty(self.chunk_words * itemsize, dtype=np.uint8)
         with open(self.path, "rb") as fh:
             fh.seek(self.header_bytes)
             while True:
                 got = fh.readinto(memoryview(buf))
-                if got == 0:
-                    return
                 whole = got - got % itemsize
                 if whole != got:
-                    rest = fh.read(itemsize)  # a short read can happen before EOF: top up
-                    if rest:
-                        raise InputFileError(self.path, "short read in the middle of the file")
                     self._mark_truncated(got - whole)
                 if whole:
                     yield buf[:whole].view(dtype)
@@ -244,8 +245,13 @@ class RawReader:
         log.warning("%s: file ends inside a word (%d stray bytes): truncated recording, events before the cut kept",
                     self.path, extra)
 
-    def chunks(self) -> Iterator[Chunk]:
-        """Decode the whole file, one bounded chunk at a time."""
+    def chunks(self, reuse_buffers: bool = False) -> Iterator[Chunk]:
+        """Decode the whole file, one bounded chunk at a time.
+
+        With ``reuse_buffers`` every chunk's events live in one buffer that the next chunk overwrites
+        (no allocation, no page faults per chunk): for consumers that use each chunk before asking for the
+        next (conversion, frame building, window filtering).
+        """
         self.n_events = self.n_triggers = self.n_outside = 0
         self.truncated = False
         if self.format == "DAT":
@@ -253,29 +259,21 @@ class RawReader:
             return
         kernel = _kernels.decode_evt3 if self.format == "EVT3" else _kernels.decode_evt2
         word_dtype = "<u2" if self.format == "EVT3" else "<u4"
-        cap = self.chunk_words + 12
-        out_t = np.empty(cap, np.int64)
-        out_x = np.empty(cap, np.uint16)
-        out_y = np.empty(cap, np.uint16)
-        out_p = np.empty(cap, np.uint8)
-        trig_t = np.empty(1024, np.int64)
-        trig_id = np.empty(1024, np.uint8)
-        trig_p = np.empty(1024, np.uint8)
         state = _kernels.new_state()
+        shared = np.empty(self.chunk_words + 12, EVENT_DTYPE) if reuse_buffers else None
+        triggers = np.empty(1024, TRIGGER_DTYPE)
         for words in self._word_blocks(word_dtype):
             pos = 0
             while pos < len(words):
-                used, n, nt = kernel(words[pos:], state, self.width, self.height,
-                                     out_t, out_x, out_y, out_p, trig_t, trig_id, trig_p)
+                events = shared if reuse_buffers else np.empty(self.chunk_words + 12, EVENT_DTYPE)
+                used, n, nt = kernel(words[pos:], state, self.width, self.height, events, triggers)
                 pos += used
-                events = np.empty(n, EVENT_DTYPE)
-                events["t"], events["x"], events["y"], events["p"] = out_t[:n], out_x[:n], out_y[:n], out_p[:n]
-                triggers = np.empty(nt, TRIGGER_DTYPE)
-                triggers["t"], triggers["id"], triggers["p"] = trig_t[:nt], trig_id[:nt], trig_p[:nt]
                 self.n_events += n
                 self.n_triggers += nt
                 self.n_outside = int(state[_kernels.S_OUTSIDE])
-                yield Chunk(events, triggers, int(state[_kernels.S_TIME_BASE]))
+                if not reuse_buffers and 2 * n <= len(events):
+                    events = events[:n].copy()  # do not pin a mostly empty buffer
+                yield Chunk(events[:n], triggers[:nt].copy(), int(state[_kernels.S_TIME_BASE]))
 
     def _dat_chunks(self) -> Iterator[Chunk]:
         no_triggers = np.empty(0, TRIGGER_DTYPE)
@@ -315,7 +313,7 @@ def read_window(path: str | Path, t_start_us: int, t_end_us: int,
     """
     reader = RawReader(path, chunk_words)
     parts = []
-    for chunk in reader.chunks():
+    for chunk in reader.chunks(reuse_buffers=True):
         t = chunk.events["t"]
         parts.append(chunk.events[(t >= t_start_us) & (t < t_end_us)])
         if reader.format != "DAT" and chunk.time_base_us >= t_end_us:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .meshio import read_ply
-from .procrustes import rigid_align
+from .procrustes import rigid_align, robust_rigid_align
 from .safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,10 @@ def natural_frames(sequence_dir: Path) -> list[Path]:
 def select_apex(neutral: np.ndarray, frames: np.ndarray) -> tuple[int, np.ndarray]:
     """Index and aligned vertices of the frame farthest (mean vertex distance) from ``neutral``.
 
-    ``frames`` is ``[F, N, 3]``; each frame is rigidly aligned onto ``neutral`` first.
+    ``frames`` is ``[F, N, 3]``; each frame is rigidly aligned onto ``neutral`` first, robustly (see
+    :func:`~.procrustes.robust_rigid_align`) so the expression itself does not bias the alignment.
     """
-    aligned = rigid_align(frames, neutral)
+    aligned = robust_rigid_align(frames, neutral)
     distance = np.linalg.norm(aligned - neutral, axis=-1).mean(axis=-1)
     best = int(np.argmax(distance))
     return best, aligned[best]
@@ -247,7 +248,8 @@ def load_vocaset(root: str | os.PathLike) -> tuple[ScanCorpus, VocasetSequences 
     if verts_path.is_file() and index_path.is_file():
         data_verts = np.load(verts_path, mmap_mode="r", allow_pickle=False)
         if data_verts.ndim != 3 or data_verts.shape[1:] != meshes[0].shape:
-            raise InputFileError(verts_path, f"shape {data_verts.shape} does not match the templates' {meshes[0].shape}")
+            raise InputFileError(verts_path, f"shape {data_verts.shape} does not match the templates' "
+                                             f"{meshes[0].shape}")
         index = load_pickle(index_path)
         if not isinstance(index, dict):
             raise InputFileError(index_path, "expected a dict subject -> sentence -> frame -> row")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,33 +106,65 @@ def apex_offsets_in_frame(corpus: ScanCorpus, template: np.ndarray) -> np.ndarra
     return (offsets @ np.swapaxes(rotation, -1, -2)).reshape(len(offsets), -1)
 
 
+def _span_coordinates(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates ``[E, r]`` of the rows of ``signals`` ``[E, D]`` in an orthonormal basis ``[r, D]`` of
+    their span.
+
+    Computed from the E x E Gram matrix (E << D): one matrix product and a small eigendecomposition, much
+    cheaper than a thin SVD of the wide matrix; directions whose singular value is below 1e-6 of the largest
+    (which the Gram matrix cannot resolve) carry no energy worth learning and are dropped.
+    """
+    eigval, eigvec = np.linalg.eigh(signals @ signals.T)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = eigval[order], eigvec[:, order]
+    keep = eigval > 1e-12 * eigval[0]
+    singular = np.sqrt(eigval[keep])
+    row_space = (signals.T @ eigvec[:, keep] / singular).T
+    return eigvec[:, keep] * singular, row_space
+
+
 def learn_au_dictionary(offsets: np.ndarray, n_atoms: int = 32, dl_alpha: float = 0.05,
                         weight_mode: str = "mean_abs", positive_codes: bool = False,
                         max_iter: int = 200, seed: int = 0) -> AUModel:
     """DL-3DMM AU dictionary of offsets ``[E, 3N]`` (see the module docstring for the objective)."""
     from sklearn.decomposition import DictionaryLearning, sparse_encode
+    from sklearn.exceptions import ConvergenceWarning
 
     offsets = np.asarray(offsets, dtype=np.float64)
     if weight_mode not in ("mean_abs", "variance"):
         raise ValueError(f"weight_mode must be 'mean_abs' or 'variance', not {weight_mode!r}")
     if len(offsets) < n_atoms:
         log.warning("AU dictionary: %d atoms from only %d offsets (overcomplete)", n_atoms, len(offsets))
+    # Learn on offsets scaled to unit RMS norm: the solver tolerances are then meaningful whatever the
+    # units (metres give tolerances near 1e-12); codes are scaled back, atoms are unit-norm either way.
+    # And learn in the offsets' own span: with X = U S V^T (rank r <= E << 3N), the optimal atoms lie in
+    # the row space of X, and V is an isometry, so learning on the r coordinates U S and mapping the atoms
+    # back with V^T solves the same problem exactly, r instead of 3N features per signal.
     scale = float(np.sqrt(np.mean(np.sum(offsets**2, axis=1))))
     lambda1 = dl_alpha * scale
+    coords, row_space = _span_coordinates(offsets / scale)
     started = time.perf_counter()
     learner = DictionaryLearning(
-        n_components=n_atoms, alpha=lambda1, max_iter=max_iter, tol=1e-8, fit_algorithm="cd",
-        transform_algorithm="lasso_cd", transform_alpha=lambda1, positive_code=positive_codes,
-        random_state=seed,
+        n_components=n_atoms, alpha=dl_alpha, max_iter=max_iter, tol=1e-6, fit_algorithm="cd",
+        positive_code=positive_codes, random_state=seed,
     )
-    learner.fit(offsets)
-    atoms = learner.components_.copy()  # [K, 3N], norms <= 1
-    norms = np.linalg.norm(atoms, axis=1)
+    with warnings.catch_warnings(record=True) as caught:
+        # the inner lasso solves of each iteration may stop at their own iteration cap; the dictionary's
+        # convergence (n_iter_ < max_iter) is what matters and is logged below
+        warnings.simplefilter("always", ConvergenceWarning)
+        learner.fit(coords)
+    inner_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    if learner.n_iter_ >= max_iter:
+        log.warning("AU dictionary did not converge in %d iterations (raise --dl-max-iter)", max_iter)
+    reduced = learner.components_.copy()  # [K, r], norms <= 1
+    norms = np.linalg.norm(reduced, axis=1)
     used = norms > 1e-12
-    atoms[used] /= norms[used, None]
-    codes = sparse_encode(offsets, atoms, algorithm="lasso_cd", alpha=lambda1, positive=positive_codes, max_iter=2000)
+    reduced[used] /= norms[used, None]
+    codes = scale * sparse_encode(coords, reduced, algorithm="lasso_lars", alpha=dl_alpha, positive=positive_codes)
+    atoms = reduced @ row_space  # [K, 3N], unit norm (orthonormal rows)
     weights = np.abs(codes).mean(axis=0) if weight_mode == "mean_abs" else codes.var(axis=0)
-    log.info("AU dictionary: %d atoms from %d offsets in %.1f s, lambda1=%.3g, mean nonzeros per code %.1f",
-             n_atoms, len(offsets), time.perf_counter() - started, lambda1, float((codes != 0).sum(axis=1).mean()))
+    log.info("AU dictionary: %d atoms from %d offsets in %.1f s (%d iterations, %d inner lasso caps), "
+             "lambda1=%.3g, mean nonzeros per code %.1f", n_atoms, len(offsets), time.perf_counter() - started,
+             learner.n_iter_, inner_warnings, lambda1, float((codes != 0).sum(axis=1).mean()))
     return AUModel(basis=atoms.T.copy(), weights=floor_weights(weights), codes=codes, lambda1=lambda1)
 

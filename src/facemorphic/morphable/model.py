@@ -102,7 +102,8 @@ def load_model(path: str | os.PathLike) -> MorphableModel:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "morphable model file not found")
-    needed = ("template", "faces", "landmark_faces", "landmark_bary", "id_basis", "id_weights", "au_basis", "au_weights")
+    needed = ("template", "faces", "landmark_faces", "landmark_bary", "id_basis", "id_weights", "au_basis",
+              "au_weights")
     with h5py.File(path, "r") as f:
         missing = [k for k in needed if k not in f]
         if missing:
@@ -141,7 +142,8 @@ def load_landmark_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
             bary = np.asarray(data[bary_key], dtype=np.float64).reshape(-1, 3)
             break
     else:
-        raise InputFileError(path, f"no landmark embedding keys (lmk_face_idx/lmk_b_coords or full_lmk_*); has {sorted(data)}")
+        raise InputFileError(path, "no landmark embedding keys (lmk_face_idx/lmk_b_coords or full_lmk_*); "
+                                   f"has {sorted(data)}")
     if faces.shape != (N_LANDMARKS,) or bary.shape != (N_LANDMARKS, 3):
         raise InputFileError(path, f"embedding has {len(faces)} landmarks, the 68-point one is needed")
     if not np.allclose(bary.sum(axis=1), 1.0, atol=1e-3):
@@ -149,30 +151,31 @@ def load_landmark_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
     return faces, bary
 
 
-def vertex_landmark_embedding(vertex_idx: np.ndarray, faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def vertex_landmark_embedding(vertex_idx: np.ndarray, faces: np.ndarray,
+                              n_vertices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Express landmarks given as vertex indices in the barycentric contract.
 
-    For each vertex a triangle is chosen and rotated so that the vertex is its first corner, with
-    barycentric ``(1, 0, 0)``. Vertices on no triangle (or a mesh without faces) get a degenerate triangle
-    ``(v, v, v)`` appended. Returns ``(faces, landmark_faces, landmark_bary)``.
+    Each landmark gets a triangle that contains its vertex and the one-hot barycentric coordinates of that
+    corner (``(1, 0, 0)`` when the vertex is the triangle's first corner). Vertices on no triangle (or a mesh
+    without faces) get a degenerate triangle ``(v, v, v)`` appended. Returns
+    ``(faces, landmark_faces, landmark_bary)``.
     """
-    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3).copy()
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     extra = []
     landmark_faces = np.empty(len(vertex_idx), dtype=np.int64)
+    bary = np.zeros((len(vertex_idx), 3))
     for i, v in enumerate(np.asarray(vertex_idx, dtype=np.int64)):
         if not 0 <= v < n_vertices:
             raise ValueError(f"landmark vertex {v} outside the mesh's {n_vertices} vertices")
-        rows, cols = np.nonzero(faces == v) if len(faces) else (np.array([], int), np.array([], int))
+        rows, cols = np.nonzero(faces == v)
         if len(rows):
-            faces[rows[0]] = np.roll(faces[rows[0]], -cols[0])
-            landmark_faces[i] = rows[0]
+            first = np.argmin(cols)  # prefer a triangle where v is the first corner
+            landmark_faces[i], bary[i, cols[first]] = rows[first], 1.0
         else:
-            landmark_faces[i] = len(faces) + len(extra)
+            landmark_faces[i], bary[i, 0] = len(faces) + len(extra), 1.0
             extra.append((v, v, v))
     if extra:
         faces = np.concatenate([faces, np.asarray(extra, dtype=np.int64)])
-    bary = np.zeros((len(vertex_idx), 3))
-    bary[:, 0] = 1.0
     return faces, landmark_faces, bary
 
 
@@ -185,7 +188,8 @@ def _read_mat(path: Path) -> dict:
     except NotImplementedError:  # v7.3 is HDF5
         pass
     except (ValueError, OSError) as exc:
-        raise InputFileError(path, f"not a readable .mat file: {exc}") from exc
+        if not h5py.is_hdf5(path):
+            raise InputFileError(path, f"not a readable .mat file: {exc}") from exc
     out = {}
     with h5py.File(path, "r") as f:
         for key, item in f.items():
@@ -194,7 +198,8 @@ def _read_mat(path: Path) -> dict:
     return out
 
 
-def load_released_mat(path: str | os.PathLike, template_mesh: tuple[np.ndarray, np.ndarray] | None = None) -> MorphableModel:
+def load_released_mat(path: str | os.PathLike,
+                      template_mesh: tuple[np.ndarray, np.ndarray] | None = None) -> MorphableModel:
     """A :class:`MorphableModel` from bases in the authors' ``.mat`` layout.
 
     Variables: ``Components`` (3N x K_id) / ``Weights`` (identity), ``Components_e`` (3N x K) /
@@ -210,7 +215,8 @@ def load_released_mat(path: str | os.PathLike, template_mesh: tuple[np.ndarray, 
     mat = _read_mat(path)
     for key in ("Components", "Weights", "Components_e", "Weights_e", "landmarks_idx"):
         if key not in mat:
-            raise InputFileError(path, f"missing variable {key!r} (authors' layout: Components/Weights, Components_e/Weights_e, landmarks_idx)")
+            raise InputFileError(path, f"missing variable {key!r} (authors' layout: Components/Weights, "
+                                       "Components_e/Weights_e, landmarks_idx)")
     id_basis = np.asarray(mat["Components"], dtype=np.float64)
     au_basis = np.asarray(mat["Components_e"], dtype=np.float64)
     if "avgModel" in mat:

@@ -12,14 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def rigid_transform(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation ``R`` (3x3) and translation ``t`` minimising ``||source @ R.T + t - target||``.
+def rigid_transform(source: np.ndarray, target: np.ndarray,
+                    weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation ``R`` (3x3) and translation ``t`` minimising ``sum_i w_i ||R source_i + t - target_i||^2``.
 
-    Works on one pair ``[N, 3]`` or a batch ``[B, N, 3]`` against one ``target`` ``[N, 3]``.
+    Works on one pair ``[N, 3]`` or a batch ``[B, N, 3]`` against one ``target`` ``[N, 3]``; ``weights``
+    (``[N]`` or ``[B, N]``, default uniform) weight the points.
     """
-    src_mean = source.mean(axis=-2, keepdims=True)
-    tgt_mean = target.mean(axis=-2, keepdims=True)
-    cross = np.swapaxes(target - tgt_mean, -1, -2) @ (source - src_mean)
+    if weights is None:
+        weights = np.ones(source.shape[:-1])
+    weights = np.broadcast_to(weights, source.shape[:-1])[..., None] / weights.sum(axis=-1)[..., None, None]
+    src_mean = (weights * source).sum(axis=-2, keepdims=True)
+    tgt_mean = (weights * target).sum(axis=-2, keepdims=True)
+    cross = np.swapaxes(weights * (target - tgt_mean), -1, -2) @ (source - src_mean)
     u, _, vt = np.linalg.svd(cross)
     sign = np.sign(np.linalg.det(u @ vt))
     correction = np.ones(u.shape[:-1])
@@ -33,6 +38,25 @@ def rigid_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``source`` (``[N, 3]`` or ``[B, N, 3]``) moved rigidly onto ``target`` ``[N, 3]``."""
     rotation, translation = rigid_transform(source, target)
     return source @ np.swapaxes(rotation, -1, -2) + translation[..., None, :]
+
+
+def robust_rigid_align(source: np.ndarray, target: np.ndarray, iterations: int = 4) -> np.ndarray:
+    """Rigid alignment that ignores the parts that moved non-rigidly (an expression against its neutral).
+
+    Iteratively reweighted: after a plain fit each point gets the Cauchy weight ``1 / (1 + (d / s)^2)``
+    of its residual ``d`` (``s`` = the median residual), so a localised deformation (an AU) does not pull
+    the rigid fit, and the offset it leaves is the deformation itself rather than deformation minus a
+    spurious rigid part.
+    """
+    weights = None
+    aligned = source
+    for _ in range(iterations):
+        rotation, translation = rigid_transform(source, target, weights)
+        aligned = source @ np.swapaxes(rotation, -1, -2) + translation[..., None, :]
+        distance = np.linalg.norm(aligned - target, axis=-1)
+        scale = np.median(distance, axis=-1, keepdims=True) + 1e-12
+        weights = 1.0 / (1.0 + (distance / scale) ** 2)
+    return aligned
 
 
 def generalised_procrustes(shapes: np.ndarray, iterations: int = 5) -> np.ndarray:

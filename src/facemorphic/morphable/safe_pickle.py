@@ -13,6 +13,7 @@ converted to numpy arrays; the other keys never need torch.
 
 from __future__ import annotations
 
+import _compat_pickle
 import ast
 import io
 import os
@@ -31,7 +32,8 @@ _ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "bytearray"),
-    ("builtins", "slice"), ("collections", "OrderedDict"), ("copy_reg", "_reconstructor"),
+    ("builtins", "slice"), ("collections", "OrderedDict"), ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes (array buffers) at protocol 2
 }
 
 
@@ -60,11 +62,12 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._allow_torch = allow_torch_tensors
 
     def find_class(self, module: str, name: str):
+        # Python 2 names (__builtin__.set, copy_reg...) mapped as the default unpickler does
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         if (module, name) in _ALLOWED:
-            if module == "copy_reg":
-                import copyreg
-
-                return copyreg._reconstructor
             if module.startswith("numpy"):
                 return _numpy_global(module, name)
             return getattr(__import__(module), name)
