@@ -12,12 +12,15 @@ made from the previous landmarks is not.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
+from ..errors import FacemorphicError, InputFileError
 from .backends import N_LANDMARKS, LandmarkBackend
 
 #: Images whose longer side is below this are upsampled (x2 per step) for detection: HOG misses faces
@@ -29,25 +32,46 @@ TRACK_FACE_PX = 100.0
 TRACK_MARGIN = 0.5
 
 
+def shape_predictor_path() -> Path:
+    """The 68-point model file inside the installed ``face_recognition_models`` wheel.
+
+    Located through the import system without importing the package: its ``__init__`` needs
+    ``pkg_resources``, which recent setuptools no longer ships.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FacemorphicError("the dlib backend needs the face-recognition-models package "
+                               "(pip install face-recognition-models)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.is_file():
+        raise InputFileError(path, "face_recognition_models is installed but lacks its 68-point model")
+    return path
+
+
 def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
 class DlibBackend(LandmarkBackend):
-    """dlib HOG + 68-point shape predictor; ``min_score`` is the HOG detector's decision threshold."""
+    """dlib HOG + 68-point shape predictor.
+
+    ``min_score`` is the HOG detector's decision threshold; ``upsample`` the number of times the image is
+    doubled before full-frame detection (None: just enough for the longer side to reach 400 pixels, which
+    is 0 for 640x480 video; photographs with several people or turned faces may need 1).
+    """
 
     name = "dlib"
     landmarks_type = "2D"
     default_batch_size = 1
 
-    def __init__(self, min_score: float = 0.0):
+    def __init__(self, min_score: float = 0.0, upsample: int | None = None):
         import dlib
-        import face_recognition_models
 
         self._dlib = dlib
         self.min_score = float(min_score)
+        self.upsample = upsample
         self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self.predictor = dlib.shape_predictor(str(shape_predictor_path()))
 
     def _run_detector(self, gray: np.ndarray, upsample: int) -> np.ndarray:
         rects, scores, _ = self.detector.run(gray, upsample, self.min_score)
@@ -60,8 +84,10 @@ class DlibBackend(LandmarkBackend):
         results = []
         for image in images:
             gray = _gray(image)
-            side = max(gray.shape[:2])
-            upsample = max(0, math.ceil(math.log2(MIN_DETECTION_SIDE_PX / side))) if side else 0
+            upsample = self.upsample
+            if upsample is None:
+                side = max(gray.shape[:2])
+                upsample = max(0, math.ceil(math.log2(MIN_DETECTION_SIDE_PX / side))) if side else 0
             results.append(self._run_detector(gray, upsample))
         return results
 

@@ -12,9 +12,11 @@ Why the landmark network is driven here rather than through ``FaceAlignment.get_
 that method batches only the detector and then runs FAN frame by frame. :meth:`FanBackend.fit` crops
 every frame's face with the package's own ``crop`` and centre/scale rule, stacks the crops and runs the
 network (and the depth network) once per batch, so a GPU sees batches of up to ``batch_size`` faces.
-Heatmap peaks are read with the package's ``get_preds_fromhm``; the mapping back to image pixels is the
-package's ``transform_np`` inverse written out in floating point, because the package truncates the
-result to whole pixels.
+Heatmap peaks are read by :func:`heatmap_peaks`, the package's ``get_preds_fromhm`` rule vectorised in
+numpy: the package's version is numba-jitted without a cache, which costs every process several seconds
+of compilation (tens of seconds on a busy two-core machine) for a loop over 68 points. The mapping back
+to image pixels is the package's ``transform_np`` inverse written out in floating point, because the
+package truncates the result to whole pixels.
 """
 
 from __future__ import annotations
@@ -95,6 +97,28 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def heatmap_peaks(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel peaks ``[B, C, 2]`` (x, y in heatmap cells) and peak values ``[B, C]`` of ``[B, C, H, W]``.
+
+    The rule of face_alignment's ``get_preds_fromhm``: the arg-max cell, moved a quarter cell towards the
+    higher neighbour along x and y where the cell is not on the border, then shifted by half a cell.
+    """
+    batch, channels, height, width = heatmaps.shape
+    flat = heatmaps.reshape(batch, channels, height * width)
+    index = np.argmax(flat, axis=-1)
+    values = np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
+    x, y = index % width, index // width
+    interior = (x > 0) & (x < width - 1) & (y > 0) & (y < height - 1)
+    xm, xp = np.clip(x - 1, 0, width - 1), np.clip(x + 1, 0, width - 1)
+    ym, yp = np.clip(y - 1, 0, height - 1), np.clip(y + 1, 0, height - 1)
+    b, c = np.meshgrid(np.arange(batch), np.arange(channels), indexing="ij")
+    dx = heatmaps[b, c, y, xp] - heatmaps[b, c, y, xm]
+    dy = heatmaps[b, c, yp, x] - heatmaps[b, c, ym, x]
+    peaks = np.stack([x, y], axis=-1).astype(np.float32) + 0.5
+    peaks += np.where(interior[..., None], np.sign(np.stack([dx, dy], axis=-1)) * 0.25, 0).astype(np.float32)
+    return peaks, values
+
+
 class FanBackend(LandmarkBackend):
     """FAN landmarks in S3FD boxes, batched across frames.
 
@@ -155,7 +179,7 @@ class FanBackend(LandmarkBackend):
         return centre, (width + height) / self.reference_scale
 
     def fit(self, images, boxes):
-        from face_alignment.utils import crop, draw_gaussian, flip, get_preds_fromhm
+        from face_alignment.utils import crop, draw_gaussian, flip
 
         torch = self._torch
         count = len(images)
@@ -176,9 +200,7 @@ class FanBackend(LandmarkBackend):
             with torch.no_grad():
                 heatmaps = self._heatmaps(inputs, flip)
             hm = heatmaps.to(device="cpu", dtype=torch.float32).numpy()
-            # Peaks in heatmap coordinates (the centre/scale arguments only feed the package's integer
-            # mapping, which is replaced below).
-            peaks, _, peak_values = get_preds_fromhm(hm, centres_arr[0], 1.0)
+            peaks, peak_values = heatmap_peaks(hm)
             factor = (spans / HEATMAP_RESOLUTION)[:, None]
             points[start:stop, :, 0] = peaks[..., 0] * factor + (centres_arr[:, 0] - spans / 2)[:, None]
             points[start:stop, :, 1] = peaks[..., 1] * factor + (centres_arr[:, 1] - spans / 2)[:, None]

@@ -2,6 +2,7 @@
 
 from .probe import RgbInfo, parse_jpeg_frame_name, probe_rgb, read_frame_times
 from .reader import FrameBatch, RgbReader, open_rgb, read_rgb_frames
+from .writer import write_mp4
 
 __all__ = [
     "FrameBatch",
@@ -12,4 +13,5 @@ __all__ = [
     "probe_rgb",
     "read_frame_times",
     "read_rgb_frames",
+    "write_mp4",
 ]
