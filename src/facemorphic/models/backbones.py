@@ -89,7 +89,7 @@ class FrozenFrameEncoder(nn.Module):
         self.trunk, self.description = build_resnet18_trunk(weights_path, init_seed)
         for parameter in self.trunk.parameters():
             parameter.requires_grad_(False)
-        self.trunk.eval()
+        self.trunk.eval().to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

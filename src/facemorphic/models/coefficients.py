@@ -31,8 +31,11 @@ class CoefficientTransformer(nn.Module):
         self.embed = nn.Sequential(nn.Linear(n_coefficients, d_model), nn.LayerNorm(d_model))
         self.query = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.normal_(self.query, std=0.02)
+        encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(d_model, heads, feedforward, dropout, batch_first=True), encoder_layers,
+            norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
         self.transformer = nn.Transformer(d_model, heads, encoder_layers, decoder_layers, feedforward, dropout,
-                                          batch_first=True)
+                                          custom_encoder=encoder, batch_first=True)
         self.classifier = nn.Linear(d_model, n_classes)
 
     def forward(self, coefficients: torch.Tensor, valid: torch.Tensor):

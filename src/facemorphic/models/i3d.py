@@ -49,13 +49,13 @@ def pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, i
 
 
 class Unit3D(nn.Module):
-    """Conv3d (no bias) with SAME padding -> BatchNorm3d(eps 1e-3, momentum 0.01) -> ReLU."""
+    """Conv3d (no bias) with SAME padding -> BatchNorm3d(eps 1e-3) -> ReLU (momentum: see InceptionI3d)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel=(1, 1, 1), stride=(1, 1, 1)):
         super().__init__()
         self.kernel, self.stride = tuple(kernel), tuple(stride)
         self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, bias=False)
-        self.bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=0.01)
+        self.bn = nn.BatchNorm3d(out_channels, eps=1e-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.conv3d(pad_same(x, self.kernel, self.stride))))
@@ -105,11 +105,17 @@ MIXED_WIDTHS = {
 
 
 class InceptionI3d(nn.Module):
-    """The I3D trunk up to Mixed_5c: ``[B, 3, T, H, W]`` -> ``[B, 1024, ceil(T/8), ceil(H/32), ceil(W/32)]``."""
+    """The I3D trunk up to Mixed_5c: ``[B, 3, T, H, W]`` -> ``[B, 1024, ceil(T/8), ceil(H/32), ceil(W/32)]``.
+
+    ``bn_momentum`` is PyTorch's (weight of the new batch in the running statistics). The original's 0.01
+    (TensorFlow decay 0.99) suits a schedule of 100k steps; over the few hundred steps of a run here the
+    running statistics would still be near their initial values, and the network evaluated with them
+    scores at chance although it fits its training clips, so the default is PyTorch's 0.1.
+    """
 
     out_channels = 1024
 
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, bn_momentum: float = 0.1):
         super().__init__()
         layers: list[tuple[str, nn.Module]] = [
             ("Conv3d_1a_7x7", Unit3D(in_channels, 64, (7, 7, 7), (2, 2, 2))),
@@ -129,6 +135,9 @@ class InceptionI3d(nn.Module):
         for name, module in layers:
             self.add_module(name, module)
         self.endpoint_names = [name for name, _ in layers]
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.momentum = bn_momentum
 
     def endpoints(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         """Every endpoint's output, in order (for inspection and the layer-size tests)."""

@@ -29,6 +29,9 @@ from .io import SHARD_FORMAT, write_sample
 
 log = logging.getLogger(__name__)
 
+#: event frames read, resized and mapped per block (bounded memory at sensor resolution)
+EVENT_BLOCK = 32
+
 
 def _open_cache(cache: dict, path: Path) -> h5py.File:
     if path not in cache:
@@ -48,18 +51,24 @@ def load_recording(row, events_dir: Path, coefficients_dir: Path, size: int, cro
     """Arrays and attrs of one shard sample; raises InputFileError naming what is missing."""
     rid, user = str(row.recording_id), str(row.user)
     arrays, lengths, attrs = {}, {}, {}
+    missing_rgb = 0
     if "events" in modalities:
         events_path = events_dir / f"{user}.h5"
         file = _open_cache(open_files, events_path)
         if rid not in file:
             raise InputFileError(events_path, f"no group for recording {rid}")
-        frames = file[rid]["frames"][()]
+        frames = file[rid]["frames"]
+        if frames.ndim != 4:
+            raise InputFileError(events_path, f"{rid}/frames has shape {frames.shape}, expected [T, C, H, W]")
         attrs["event_representation"] = str(file[rid].attrs.get("representation", ""))
         attrs["event_channels"] = int(frames.shape[1])
-        arrays["events"] = to_three_channels(resize_frames(frames, size, crop))
+        # streamed in blocks: sensor-size frames of a long recording would not fit in memory at once
+        blocks = [to_three_channels(resize_frames(frames[i:i + EVENT_BLOCK], size, crop))
+                  for i in range(0, len(frames), EVENT_BLOCK)]
+        arrays["events"] = np.concatenate(blocks) if blocks else np.zeros((0, 3, size, size), np.uint8)
         lengths["events"] = len(frames)
     if "rgb" in modalities:
-        arrays["rgb"] = read_rgb_frames(_resolve(row.rgb_path, data_root), size, crop)
+        arrays["rgb"], missing_rgb = read_rgb_frames(_resolve(row.rgb_path, data_root), size, crop)
         lengths["rgb"] = len(arrays["rgb"])
     coefficients_path = coefficients_dir / f"{user}.h5"
     file = _open_cache(open_files, coefficients_path)
@@ -73,6 +82,8 @@ def load_recording(row, events_dir: Path, coefficients_dir: Path, size: int, cro
     n = min(lengths.values())
     note = "" if max(lengths.values()) == n else "lengths differ (" + ", ".join(
         f"{k} {v}" for k, v in lengths.items()) + f"); kept the first {n} frames"
+    if missing_rgb:
+        note = "; ".join(filter(None, [note, f"{missing_rgb} RGB frames undecodable (previous frame repeated)"]))
     arrays = {k: v[:n] for k, v in arrays.items()}
     au = int(row.au)
     attrs.update(recording_id=rid, user=user, au=au, label=au_class_index(au), split=str(row.split), n_frames=n)
@@ -81,7 +92,7 @@ def load_recording(row, events_dir: Path, coefficients_dir: Path, size: int, cro
 
 def build_shards(manifest_path: str | Path, events_dir: str | Path, coefficients_dir: str | Path,
                  out_dir: str | Path, size: int = 112, crop: str = "center", num_shards: int = 1,
-                 splits=("train", "val", "test"), modalities=("events", "rgb"),
+                 splits=("train", "test"), modalities=("events", "rgb"),
                  data_root: str | Path | None = None) -> pd.DataFrame:
     """Write the shard files of the given splits; returns the index of every AU recording considered."""
     manifest_path, out_dir = Path(manifest_path), Path(out_dir)

@@ -12,7 +12,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crop", choices=("center", "full"), default="center",
                         help="center: central square, then resize; full: whole frame squashed")
     parser.add_argument("--num-shards", type=int, default=1, help="shard files per split")
-    parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], help="splits to write")
+    parser.add_argument("--splits", nargs="+", default=["train", "test"], help="splits to write")
     parser.add_argument("--modalities", nargs="+", choices=("events", "rgb"), default=["events", "rgb"])
     parser.add_argument("--data-root", default=None, help="resolve relative rgb_path values against this folder")
 

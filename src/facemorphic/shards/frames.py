@@ -1,9 +1,9 @@
 """Frame preparation for the shards: crop, resize to the model input size, and three channels.
 
-RGB frames are read with PyAV (any container) or from a JPEG folder (ordered by the frame index in the
-names). Both streams are cropped the same way (``center``: the central square, keeping the aspect ratio
-the CNNs expect; ``full``: the whole frame, squashed) and resized with area averaging, which is the right
-anti-aliasing for the large downscales here (1280x720 events or 640x480 RGB to 112x112).
+RGB frames are read with the project's shared reader (PyAV for containers, JPEG folders ordered by the
+frame index in the names). Both streams are cropped the same way (``center``: the central square, keeping
+the aspect ratio the CNNs expect; ``full``: the whole frame, squashed) and resized with area averaging,
+which is the right anti-aliasing for the large downscales here (1280x720 events or 640x480 RGB to 112x112).
 
 Event frames arrive with as many channels as their representation has; the models expect three, so
 they are mapped once here: 1 channel is repeated, 2 polarity channels become (OFF, ON, their mean), 3 stay,
@@ -61,55 +61,27 @@ def to_three_channels(frames: np.ndarray) -> np.ndarray:
     return np.stack([frames[:, g].mean(axis=1).round().astype(np.uint8) for g in groups], axis=1)
 
 
-def read_rgb_frames(path: str | Path, size: int, crop: str = "center") -> np.ndarray:
-    """Decode every RGB frame of a video file or JPEG folder, resized: uint8 ``[T, 3, size, size]``.
+def read_rgb_frames(path: str | Path, size: int, crop: str = "center") -> tuple[np.ndarray, int]:
+    """Decode every RGB frame (video file or JPEG folder), resized: uint8 ``[T, 3, size, size]``, and gaps.
 
+    Reading goes through :func:`facemorphic.video.reader.open_rgb`, the reader every stage shares, so frame
+    k here is frame k for the landmarks and the coefficients too. Frames that could not be decoded keep
+    their place: they repeat the previous decoded frame (black before the first); their number is returned.
     Frames are resized as they are decoded, so a recording never sits in memory at full resolution.
     """
-    path = Path(path)
-    if path.is_dir():
-        return _read_jpeg_folder(path, size, crop)
-    if not path.is_file():
-        raise InputFileError(path, "RGB stream not found")
-    import av
+    from ..video.reader import open_rgb
 
-    resized = []
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            batch = []
-            for frame in container.decode(stream):
-                batch.append(frame.to_ndarray(format="rgb24").transpose(2, 0, 1))
-                if len(batch) == 32:
-                    resized.append(resize_frames(np.stack(batch), size, crop))
-                    batch = []
-            if batch:
-                resized.append(resize_frames(np.stack(batch), size, crop))
-    except av.error.FFmpegError as exc:
-        raise InputFileError(path, f"cannot decode video: {exc}") from exc
-    if not resized:
-        raise InputFileError(path, "video holds no frames")
-    return np.concatenate(resized)
-
-
-def _read_jpeg_folder(folder: Path, size: int, crop: str) -> np.ndarray:
-    from PIL import Image
-
-    from ..video.probe import IMAGE_SUFFIXES, parse_jpeg_frame_name
-
-    files = []
-    for file in folder.iterdir():
-        if file.suffix.lower() in IMAGE_SUFFIXES:
-            try:
-                files.append((parse_jpeg_frame_name(file.name)[0], file))
-            except ValueError as exc:
-                raise InputFileError(file, str(exc)) from exc
-    if not files:
-        raise InputFileError(folder, "JPEG folder holds no frames")
-    frames = []
-    for _, file in sorted(files):
-        with Image.open(file) as image:
-            rgb = np.asarray(image.convert("RGB")).transpose(2, 0, 1)
-        frames.append(resize_frames(rgb[None], size, crop)[0])
-    return np.stack(frames)
+    reader = open_rgb(path)
+    n_frames = reader.info.n_frames
+    out = np.zeros((n_frames, 3, size, size), dtype=np.uint8)
+    decoded = np.zeros(n_frames, dtype=bool)
+    for batch in reader.batches(32):
+        keep = batch.indices < n_frames
+        out[batch.indices[keep]] = resize_frames(batch.images[keep].transpose(0, 3, 1, 2), size, crop)
+        decoded[batch.indices[keep]] = True
+    if not decoded.any():
+        raise InputFileError(path, "no RGB frame could be decoded")
+    for k in np.flatnonzero(~decoded):
+        if k > 0:
+            out[k] = out[k - 1]
+    return out, int((~decoded).sum())

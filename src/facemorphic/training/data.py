@@ -165,11 +165,12 @@ class ShardDataModule(pl.LightningDataModule):
         if not self.split_samples(self.train_split) and stage in (None, "fit"):
             raise FacemorphicError(f"no training samples in {self.shards_dir / self.train_split}")
 
-    def _loader(self, dataset: ClipDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: ClipDataset, shuffle: bool, persistent: bool = True) -> DataLoader:
+        # the generator fixes the shuffle order and the workers' base seed (their random windows)
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0 and shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0 and persistent,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -182,4 +183,5 @@ class ShardDataModule(pl.LightningDataModule):
         return self._loader(self.dataset(self.test_split, self.eval_windows), shuffle=False)
 
     def eval_dataloader(self, split: str) -> DataLoader:
-        return self._loader(self.dataset(split, self.eval_windows), shuffle=False)
+        """A one-off loader of evaluation windows for ``split`` (predictions after training)."""
+        return self._loader(self.dataset(split, self.eval_windows), shuffle=False, persistent=False)

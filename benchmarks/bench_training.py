@@ -1,0 +1,163 @@
+"""Training throughput with and without the frozen-backbone feature cache, and the data loader alone.
+
+Prints JSON lines ``{"name", "value", "unit"}``. Everything is measured in one run on toy shards written
+to a temporary folder (so the ratio lines compare like with like on a shared machine):
+
+- ``loader_*``: clips per second and frames per second of the training DataLoader alone (uint8 frames,
+  then cached features), with 0 and 2 workers;
+- ``train_uncached_fps`` / ``train_cached_fps``: ResNet18+LSTM optimisation steps (forward, masked loss,
+  backward, Adam) in frames per second, end to end including loading; ``cache_speedup`` is their ratio;
+- ``feature_cache_build_fps``: the one-off cost of caching the features.
+
+With CUDA, it also measures ResNet18+LSTM training at 224 x 224 in bf16 with the batch already on the
+GPU (the model's ceiling) and the loader at 224 x 224 (whether reading keeps up).
+
+Usage: ``python benchmarks/bench_training.py [--size 64] [--frames 40] [--clip 16] [--recordings 24] [--threads 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def emit(name: str, value: float, unit: str, **extra) -> None:
+    print(json.dumps({"name": name, "value": round(float(value), 3), "unit": unit, **extra}), flush=True)
+
+
+def loader_throughput(data, clip: int, batches: int) -> tuple[float, float]:
+    loader = data.train_dataloader()
+    clips, start = 0, None
+    for i, batch in enumerate(_cycle(loader, batches + 1)):
+        if i == 0:  # the first batch pays for worker start-up
+            start = time.perf_counter()
+            continue
+        clips += len(batch["label"])
+    elapsed = time.perf_counter() - start
+    return clips / elapsed, clips * clip / elapsed
+
+
+def _cycle(loader, n):
+    produced = 0
+    while True:
+        for batch in loader:
+            yield batch
+            produced += 1
+            if produced == n:
+                return
+
+
+def train_throughput(module, data, clip: int, steps: int, device) -> float:
+    module.to(device).train()
+    optimizer = module.configure_optimizers()
+    frames, start = 0, None
+    for i, batch in enumerate(_cycle(data.train_dataloader(), steps + 1)):
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        logits, alpha = module(batch)
+        loss = module.losses(logits, alpha, batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i == 0:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            continue
+        frames += batch["label"].shape[0] * clip
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return frames / (time.perf_counter() - start)
+
+
+def model_ceiling(device: torch.device, size: int, clip: int, batch: int, steps: int) -> float:
+    """ResNet18+LSTM training frames/s, bf16 autocast, batch already on ``device`` (no loading)."""
+    from facemorphic.training.module import AUModule
+
+    torch.backends.cudnn.benchmark = True
+    module = AUModule("resnet18_lstm", clip_length=clip, lambda_alpha=1.0).to(device).train()
+    optimizer = module.configure_optimizers()
+    data = {
+        "frames": torch.randint(0, 256, (batch, clip, 3, size, size), dtype=torch.uint8, device=device),
+        "alpha": torch.randn(batch, clip, 32, device=device),
+        "alpha_valid": torch.ones(batch, clip, dtype=torch.bool, device=device),
+        "label": torch.randint(0, 24, (batch,), device=device),
+    }
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for i in range(steps + 3):
+        if i == 3:
+            synchronize()
+            start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits, alpha = module(data)
+            loss = module.losses(logits, alpha, data)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    synchronize()
+    return steps * batch * clip / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=40, help="frames per toy recording")
+    parser.add_argument("--clip", type=int, default=16)
+    parser.add_argument("--recordings", type=int, default=24)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.ERROR)
+
+    from facemorphic.models.backbones import FrozenFrameEncoder
+    from facemorphic.shards.toy import write_toy_shards
+    from facemorphic.training.data import ShardDataModule
+    from facemorphic.training.features import compute_split_features
+    from facemorphic.training.module import AUModule
+
+    cpu = torch.device("cpu")
+    context = dict(size=args.size, clip=args.clip, batch=args.batch_size, threads=torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_toy_shards(root / "shards", {"train": args.recordings}, n_frames=(args.frames, args.frames),
+                         size=args.size)
+        start = time.perf_counter()
+        frames = compute_split_features(root / "shards" / "train", "events", root / "features" / "train.h5",
+                                        FrozenFrameEncoder())
+        emit("feature_cache_build_fps", frames / (time.perf_counter() - start), "frames/s", **context)
+
+        for workers in (0, 2):
+            for name, features in (("frames", None), ("features", root / "features")):
+                data = ShardDataModule(root / "shards", "events", args.clip, args.batch_size, workers, features)
+                clips_s, frames_s = loader_throughput(data, args.clip, batches=4 * args.steps)
+                emit(f"loader_{name}_w{workers}_fps", frames_s, "frames/s", clips_per_s=round(clips_s, 2), **context)
+
+        rates = {}
+        for name, features in (("uncached", None), ("cached", root / "features")):
+            torch.manual_seed(0)
+            module = AUModule("resnet18_lstm", clip_length=args.clip, lambda_alpha=1.0)
+            data = ShardDataModule(root / "shards", "events", args.clip, args.batch_size, 0, features)
+            rates[name] = train_throughput(module, data, args.clip, args.steps, cpu)
+            emit(f"train_{name}_fps", rates[name], "frames/s", device="cpu", **context)
+        emit("cache_speedup", rates["cached"] / rates["uncached"], "ratio", baseline="train_uncached_fps")
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name()
+            emit("gpu_train_resnet18_lstm_224_bf16_fps", model_ceiling(torch.device("cuda"), 224, 75, 32, 10),
+                 "frames/s", device=gpu, clip=75, batch=32)
+            write_toy_shards(root / "shards224", {"train": 16}, n_frames=(90, 90), size=224)
+            data = ShardDataModule(root / "shards224", "events", 75, 32, 8)
+            clips_s, frames_s = loader_throughput(data, 75, batches=6)
+            emit("loader_frames_224_w8_fps", frames_s, "frames/s", clips_per_s=round(clips_s, 2), device=gpu)
+
+
+if __name__ == "__main__":
+    main()

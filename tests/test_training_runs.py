@@ -1,0 +1,120 @@
+"""Training runs on tiny toy shards: the feature cache changes nothing, run folders are complete."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facemorphic import ACTION_UNITS
+from facemorphic.cli import main
+from facemorphic.errors import InputFileError
+from facemorphic.models.backbones import FrozenFrameEncoder
+from facemorphic.shards import list_samples
+from facemorphic.shards.toy import write_toy_shards
+from facemorphic.training import RunConfig, train_run
+from facemorphic.training.run import LOGIT_COLUMNS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    write_toy_shards(root / "shards", {"train": 24, "test": 12}, n_frames=(6, 10), size=32, n_classes=4)
+    assert main(["features", "--shards-dir", str(root / "shards"), "--modality", "events", "--out-dir",
+                 str(root / "features"), "--splits", "train", "test", "--device", "cpu", "--threads", "1"]) == 0
+    return root
+
+
+def test_cached_features_are_the_encoder_outputs(toy):
+    sample = list_samples(toy / "shards" / "test")[2]
+    with h5py.File(sample.path, "r") as file:
+        frames = torch.from_numpy(file[sample.recording_id]["events"][()])
+    with h5py.File(toy / "features" / "test.h5", "r") as file:
+        cached = file[sample.recording_id]["features"][()]
+        assert file.attrs["backbone"] == "random-init:seed=0" and file.attrs["modality"] == "events"
+    direct = FrozenFrameEncoder(init_seed=0)(frames[None])[0].numpy()
+    np.testing.assert_allclose(cached, direct, rtol=1e-5, atol=1e-5)
+
+
+def _config(toy, out, **overrides):
+    base = dict(shards_dir=str(toy / "shards"), out_dir=str(out), model="resnet18_lstm", modality="events",
+                experiment="toy", epochs=1, batch_size=8, clip_length=6, num_workers=0, lambda_alpha=0.5)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+def test_training_on_cached_features_gives_the_uncached_predictions(toy, tmp_path):
+    cached = train_run(_config(toy, tmp_path / "cached", features_dir=str(toy / "features"), eval_windows="sliding",
+                               eval_stride=2))
+    uncached = train_run(_config(toy, tmp_path / "uncached", eval_windows="sliding", eval_stride=2))
+    assert cached["feature_cache"] and not uncached["feature_cache"]
+    a = pd.read_csv(tmp_path / "cached" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "uncached" / "predictions.csv")
+    assert list(a["recording_id"]) == list(b["recording_id"]) and len(a) == 12
+    np.testing.assert_allclose(a[LOGIT_COLUMNS].to_numpy(), b[LOGIT_COLUMNS].to_numpy(), rtol=1e-4, atol=1e-5)
+    assert (a["predicted_label"] == b["predicted_label"]).all()
+    # the checkpoint leaves the frozen trunk out, and still restores the trained heads
+    state = torch.load(tmp_path / "cached" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert not any(k.startswith("model.encoder.trunk.") for k in state)
+    assert any(k.startswith("model.lstm.") for k in state)
+
+
+def test_feature_cache_from_another_backbone_is_refused(toy, tmp_path):
+    with pytest.raises(InputFileError, match="backbone"):
+        train_run(_config(toy, tmp_path / "run", features_dir=str(toy / "features"), backbone_seed=1))
+
+
+def test_cli_run_folder_is_complete_and_the_model_learns(toy, tmp_path):
+    out = tmp_path / "runs" / "coeff_lstm" / "seed-3"
+    assert main(["train", "--shards-dir", str(toy / "shards"), "--out-dir", str(out), "--experiment", "coeff_lstm",
+                 "--model", "coeff_lstm", "--modality", "coefficients", "--seed", "3", "--epochs", "8",
+                 "--clip-length", "6", "--num-workers", "0", "--batch-size", "4"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"metrics.csv", "hparams.yaml", "checkpoints", "predictions.csv",
+                                                "run.json"}
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["epoch"].max() == 7 and metrics["train_loss"].notna().sum() == 8
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == 12 and set(predictions["split"]) == {"test"}
+    logits = predictions[LOGIT_COLUMNS].to_numpy()
+    labels = predictions["label"].to_numpy()
+    order = np.argsort(-logits, axis=1)
+    for k in (1, 3, 5):
+        expected = [labels[i] in order[i, :k] for i in range(len(labels))]
+        assert predictions[f"top{k}"].astype(bool).tolist() == expected
+    assert (predictions["predicted_au"] == [ACTION_UNITS[i] for i in order[:, 0]]).all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["experiment"] == "coeff_lstm" and run["seed"] == 3 and run["modality"] == "coefficients"
+    assert run["test_top1"] == pytest.approx(predictions["top1"].mean())
+    # toy classes are visible in the coefficients: 4 classes, chance is 25 %
+    assert run["test_top1"] >= 0.75
+
+
+def test_event_model_on_cached_features_learns_the_toy_classes(toy, tmp_path):
+    summary = train_run(_config(toy, tmp_path / "learn", features_dir=str(toy / "features"), epochs=8,
+                                batch_size=4, seed=1))
+    assert summary["test_top1"] >= 0.75  # 4 toy classes: chance is 0.25
+
+
+def test_same_seed_same_predictions_with_a_worker(toy, tmp_path):
+    def run(name, seed):
+        train_run(_config(toy, tmp_path / name, model="coeff_transformer", modality="coefficients", lambda_alpha=0.0,
+                          epochs=2, num_workers=1, seed=seed))
+        return pd.read_csv(tmp_path / name / "predictions.csv")[LOGIT_COLUMNS].to_numpy()
+
+    first, again, other = run("a", 7), run("b", 7), run("c", 8)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
