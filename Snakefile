@@ -19,6 +19,8 @@ include: "workflow/rules/events.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/morphable.smk"
 include: "workflow/rules/fitting.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -14,6 +14,17 @@ sys.path.insert(0, str(SRC))
 from facemorphic.dataset.layout import list_users  # noqa: E402
 
 SYNTHETIC_ROOT = "resources/synthetic"
+SPLITS = ["train", "test"]
+TABLES = [
+    "table2_coefficients",
+    "table3_event_vs_rgb",
+    "table4_per_au",
+    "table5_alpha_ablation",
+    "runs",
+    "predictions",
+]
+#: Keys of the training block an experiment may override.
+EXPERIMENT_OVERRIDABLE = ("epochs", "batch_size", "lr", "clip_length")
 
 
 def facemorphic_command():
@@ -126,13 +137,77 @@ def fitting_flags(wildcards):
     )
 
 
+def resnet_weights_argument():
+    path = config["features"]["resnet_weights"]
+    return f"--resnet-weights {shlex.quote(path)}" if path else ""
+
+
+def training_gpus():
+    """gpu=1 for training jobs unless they are told to run on the CPU."""
+    if config["training"]["accelerator"] == "cpu":
+        return 0
+    if config["training"]["accelerator"] == "gpu":
+        return 1
+    return int(shutil.which("nvidia-smi") is not None)
+
+
+def experiment(wildcards):
+    try:
+        return config["experiments"][wildcards.experiment]
+    except KeyError:
+        raise WorkflowError(f"experiment {wildcards.experiment!r} is not in config 'experiments'") from None
+
+
+def uses_feature_cache(spec):
+    return config["features"]["enabled"] and spec["model"].startswith("resnet18_")
+
+
+def experiment_features(wildcards):
+    """The cached backbone features a ResNet-18 experiment trains on (none for the other models)."""
+    spec = experiment(wildcards)
+    if not uses_feature_cache(spec):
+        return []
+    return expand("results/features/resnet18/{modality}/{split}.h5", modality=spec["modality"], split=SPLITS)
+
+
+def experiment_arguments(wildcards, input):
+    """The train CLI's options for one experiment: the training block, overridden by the experiment."""
+    spec, training = experiment(wildcards), config["training"]
+    values = {key: spec.get(key, training[key]) for key in EXPERIMENT_OVERRIDABLE}
+    args = [
+        f"--model {spec['model']}",
+        f"--modality {spec['modality']}",
+        f"--lambda-alpha {spec['lambda_alpha']}",
+        f"--epochs {values['epochs']}",
+        f"--batch-size {values['batch_size']}",
+        f"--lr {values['lr']}",
+        f"--clip-length {values['clip_length']}",
+        f"--eval-windows {training['eval_windows']}",
+        f"--num-workers {training['num_workers']}",
+        f"--accelerator {training['accelerator']}",
+        f"--devices {training['devices']}",
+        f"--precision {training['precision']}",
+        f"--strategy {training['strategy']}",
+        f"--backbone-seed {config['features']['backbone_seed']}",
+        "--predict-splits test",
+    ]
+    if training["eval_stride"]:
+        args.append(f"--eval-stride {training['eval_stride']}")
+    if input.features:
+        args.append(f"--features-dir {shlex.quote(str(Path(input.features[0]).parent))}")
+    if config["features"]["resnet_weights"]:
+        args.append(resnet_weights_argument())
+    if training["i3d_weights"] and spec["model"] == "i3d":
+        args.append(f"--i3d-weights {shlex.quote(training['i3d_weights'])}")
+    return " ".join(args)
+
+
 def final_targets():
     """What `snakemake all` builds."""
     return [
         "results/manifest.csv",
-        *expand("results/events/{user}.h5", user=users()),
-        *expand("results/coefficients/{user}.h5", user=users()),
         "results/figures/au_components.png",
+        *expand("results/tables/{table}.csv", table=TABLES),
     ]
 
 

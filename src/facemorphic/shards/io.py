@@ -59,6 +59,15 @@ def shard_files(split_dir: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 1 << 30)
 
 
+def coefficient_count(split_dir: str | Path) -> int:
+    """K, the number of 3DMM AU coefficients per frame, read from the first sample of a split folder."""
+    for path in shard_files(split_dir):
+        with h5py.File(path, "r") as file:
+            for recording_id in sorted(file):
+                return int(file[recording_id]["alpha_au"].shape[1])
+    raise InputFileError(split_dir, "no samples in the shards")
+
+
 def list_samples(split_dir: str | Path) -> list[ShardSample]:
     """Every sample of a split folder, in a fixed order (shard order, then recording id)."""
     samples = []

@@ -120,6 +120,7 @@ def train_run(config: RunConfig) -> dict:
     from ..models.factory import MODEL_INPUTS
     from .data import ShardDataModule
     from .features import check_features
+    from ..shards.io import coefficient_count
     from .module import AUModule
 
     if (MODEL_INPUTS.get(config.model) == "coefficients") != (config.modality == "coefficients"):
@@ -135,6 +136,7 @@ def train_run(config: RunConfig) -> dict:
 
     pl.seed_everything(config.seed, workers=True)
     module = AUModule(config.model, config.clip_length, config.lambda_alpha, config.lr,
+                      n_coefficients=coefficient_count(Path(config.shards_dir) / "train"),
                       resnet_weights=config.resnet_weights, i3d_weights=config.i3d_weights,
                       backbone_seed=config.backbone_seed)
     features_dir = config.features_dir if getattr(module.model, "frozen_backbone", False) else None

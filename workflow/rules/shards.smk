@@ -1,0 +1,39 @@
+# Training-ready shards: one sample per AU recording (event and RGB frames at the model input size,
+# per-frame 3DMM coefficients with their mask, label), grouped by split.
+
+
+rule shards:
+    input:
+        manifest="results/manifest.csv",
+        events=expand("results/events/{user}.h5", user=users()),
+        coefficients=expand("results/coefficients/{user}.h5", user=users()),
+        code=stage_code("shards", "video"),
+    output:
+        shards=expand(
+            "results/shards/{split}/shard-{k}.h5", split=SPLITS, k=range(config["shards"]["num_shards"])
+        ),
+        index=expand("results/shards/{split}/index.csv", split=SPLITS),
+    params:
+        events_dir=lambda wildcards, input: Path(input.events[0]).parent,
+        coefficients_dir=lambda wildcards, input: Path(input.coefficients[0]).parent,
+        out_dir=lambda wildcards, output: Path(output.index[0]).parent.parent,
+        size=config["shards"]["size"],
+        crop=config["shards"]["crop"],
+        num_shards=config["shards"]["num_shards"],
+        splits=SPLITS,
+        modalities=config["shards"]["modalities"],
+        facemorphic=facemorphic_command(),
+    log:
+        "logs/shards.log",
+    benchmark:
+        "benchmarks/out/shards.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "{params.facemorphic} shards --manifest {input.manifest} --events-dir {params.events_dir} "
+        "--coefficients-dir {params.coefficients_dir} --out-dir {params.out_dir} --size {params.size} "
+        "--crop {params.crop} --num-shards {params.num_shards} --splits {params.splits} "
+        "--modalities {params.modalities} > {log} 2>&1"
