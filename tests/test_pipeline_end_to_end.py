@@ -1,0 +1,98 @@
+"""The whole DAG on a tiny synthetic config: every stage runs, and the tables come from the predictions.
+
+The table numbers are recomputed here from each run's predictions.csv logits (top-k by ranking the true
+class's logit), independently of facemorphic.evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = {
+    "coeff_lstm": {"model": "coeff_lstm", "modality": "coefficients"},
+    "lstm_events": {"model": "resnet18_lstm", "modality": "events", "lambda_alpha": 0},
+    "lstm_rgb": {"model": "resnet18_lstm", "modality": "rgb", "lambda_alpha": 0},
+    "lstm_events_alpha": {"model": "resnet18_lstm", "modality": "events", "lambda_alpha": 1.0},
+    "i3d_events": {"model": "i3d", "modality": "events", "lambda_alpha": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["synthetic"].update(n_users=2, aus=[1, 12, 51], repetitions=2, free=0, reading=1,
+                               au_duration_s=1.0, reading_duration_s=1.0)
+    config["synthetic"]["corpus"].update(d3dfacs_subjects=4, sequences_per_subject=4, vocaset_subjects=4)
+    config["split"].update(protocol="video", test_fraction=0.5)
+    config["landmarks"]["backend"] = "dlib"
+    config["morphable"]["n_au"] = 8
+    config["shards"]["size"] = 32
+    config["training"].update(seeds=[0, 1], epochs=1, clip_length=16, num_workers=0)
+    config["experiments"] = EXPERIMENTS
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(workdir), "-c2", "all"], capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return workdir
+
+
+def topk_from_logits(predictions: pd.DataFrame, k: int) -> float:
+    logits = predictions[[f"logit_{i:02d}" for i in range(24)]].to_numpy(float)
+    labels = predictions["label"].to_numpy(int)
+    true = logits[np.arange(len(labels)), labels]
+    return 100.0 * float(np.mean((logits > true[:, None]).sum(axis=1) < k))
+
+
+def test_every_stage_wrote_its_contract(pipeline):
+    manifest = pd.read_csv(pipeline / "results" / "manifest.csv")
+    assert len(manifest) == 2 * (3 * 2 + 1) and set(manifest.split) == {"train", "test"}
+    for user in ("user00", "user01"):
+        with h5py.File(pipeline / "results" / "events" / f"{user}.h5") as events, \
+                h5py.File(pipeline / "results" / "coefficients" / f"{user}.h5") as coefficients:
+            for rid in manifest[manifest.user == user].recording_id:
+                n = int(manifest.set_index("recording_id").loc[rid, "rgb_frames"])
+                assert events[rid]["frames"].shape[0] == n == coefficients[rid]["alpha_au"].shape[0]
+                assert coefficients[rid]["alpha_au"].shape[1] == 8
+                assert coefficients[rid]["valid"][()].mean() > 0.9
+
+
+def test_tables_are_recomputed_from_the_predictions(pipeline):
+    tables = pipeline / "results" / "tables"
+    table2 = pd.read_csv(tables / "table2_coefficients.csv")
+    table3 = pd.read_csv(tables / "table3_event_vs_rgb.csv")
+    table5 = pd.read_csv(tables / "table5_alpha_ablation.csv")
+    table4 = pd.read_csv(tables / "table4_per_au.csv")
+    assert set(table2.experiment) == {"coeff_lstm"}
+    assert set(table3.experiment) == {"lstm_events", "lstm_rgb", "i3d_events"}
+    assert set(table5.experiment) == {"lstm_events", "lstm_events_alpha", "i3d_events"}
+    for column in ("top1_mean", "top1_std", "top3_mean", "top5_mean", "paper_top1", "paper_top3", "paper_top5"):
+        assert column in table3.columns
+    assert table2.loc[0, "paper_top1"] == pytest.approx(50.34)  # the paper's LSTM on coefficients
+    for table in (table2, table3, table5):
+        for row in table.itertuples():
+            runs = row.runs.split(";")
+            assert sorted(Path(r).name for r in runs) == ["seed-0", "seed-1"]
+            per_seed = {k: [] for k in (1, 3, 5)}
+            for run in runs:
+                predictions = pd.read_csv(pipeline / run / "predictions.csv")
+                predictions = predictions[predictions.split == "test"]
+                assert json.loads((pipeline / run / "run.json").read_text())["experiment"] == row.experiment
+                for k in per_seed:
+                    per_seed[k].append(topk_from_logits(predictions, k))
+            for k, values in per_seed.items():
+                assert getattr(row, f"top{k}_mean") == pytest.approx(np.mean(values), abs=1e-3)
+            assert row.top1_std == pytest.approx(np.std(per_seed[1], ddof=1), abs=1e-3)
+    assert set(table4.columns) >= {"au", "experiment"}
+    assert (pipeline / "results" / "figures" / "confusion_lstm_events.png").stat().st_size > 1000
