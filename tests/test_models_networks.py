@@ -22,13 +22,7 @@ from facemorphic.models.backbones import FrozenFrameEncoder
 from facemorphic.training.module import AUModule, masked_frame_mse, topk_correct
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # The I3D endpoint table for a 75 x 224 x 224 clip (reference notes, measured on the original network).
 DOCUMENTED_I3D_75x224 = {

@@ -11,14 +11,7 @@ from facemorphic.shards import list_samples
 from facemorphic.shards.toy import write_toy_shards
 from facemorphic.training import ClipDataset, ShardDataModule, window_indices, window_starts
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
