@@ -18,7 +18,7 @@ from facemorphic.synthetic.face import (
     pose_vertices,
     posed_vertices,
 )
-from facemorphic.synthetic.ply import read_ply, write_ply
+from facemorphic.morphable.meshio import read_ply, write_ply
 
 
 def _facial(**intensity) -> np.ndarray:

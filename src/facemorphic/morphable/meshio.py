@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from ..fileio import atomic_path
 
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -174,19 +175,28 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     raise InputFileError(path, "mesh must be .ply or .obj")
 
 
-def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray | None = None) -> None:
-    """Write a binary little-endian PLY with float32 vertices and int32 triangle indices."""
+def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray | None = None,
+              binary: bool = True) -> None:
+    """Write a PLY (binary little-endian or ASCII) with float32 vertices and int32 triangles, atomically.
+
+    The layout of D3DFACS / FLAME ``.ply`` files; the synthetic scan corpus is written with it too.
+    """
     vertices = np.asarray(vertices, dtype="<f4")
     faces = np.zeros((0, 3), dtype="<i4") if faces is None else np.asarray(faces, dtype="<i4")
     header = (
-        "ply\nformat binary_little_endian 1.0\n"
-        f"element vertex {len(vertices)}\nproperty float x\nproperty float y\nproperty float z\n"
+        "ply\n" + ("format binary_little_endian 1.0\n" if binary else "format ascii 1.0\n")
+        + f"element vertex {len(vertices)}\nproperty float x\nproperty float y\nproperty float z\n"
         f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
     )
-    face_records = np.zeros(len(faces), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
-    face_records["n"] = 3
-    face_records["idx"] = faces
-    with open(path, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(header.encode("ascii"))
-        handle.write(vertices.tobytes())
-        handle.write(face_records.tobytes())
+        if binary:
+            face_records = np.zeros(len(faces), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
+            face_records["n"] = 3
+            face_records["idx"] = faces
+            handle.write(np.ascontiguousarray(vertices).tobytes())
+            handle.write(face_records.tobytes())
+        else:
+            lines = [f"{x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices]
+            lines += [f"3 {a} {b} {c}" for a, b, c in faces]
+            handle.write(("\n".join(lines) + "\n").encode("ascii"))

@@ -34,7 +34,7 @@ from .. import FACIAL_ACTION_UNITS, au_class_index
 from ..fileio import atomic_path
 from .face import FACIAL_CLASS_INDEX, IDENTITY_MODE_NAMES, N_IDENTITY, face_model, head_rotation
 from .motion import N_CLASSES, Talk
-from .ply import write_ply
+from ..morphable.meshio import write_ply
 
 log = logging.getLogger(__name__)
 
