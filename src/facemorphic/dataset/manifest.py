@@ -124,8 +124,13 @@ def ingest_user(
     return manifest, rejects
 
 
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest CSV (whole or per user) with the column types the stages expect."""
+def read_manifest(path: str | Path, required: Iterable[str] = PER_USER_COLUMNS,
+                  user: str | None = None) -> pd.DataFrame:
+    """Read a manifest CSV (whole or per user) with the column types the stages expect.
+
+    Every stage reads its manifest through here: a missing file, an unreadable CSV, a missing one of the
+    ``required`` columns, or no row of ``user`` (when given) is an :class:`InputFileError` naming the file.
+    """
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype={"recording_id": str, "user": str, "sentence": str, "split": str},
@@ -134,9 +139,13 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         raise InputFileError(path, "manifest does not exist") from None
     except Exception as exc:
         raise InputFileError(path, f"cannot read manifest: {exc}") from None
-    missing = set(PER_USER_COLUMNS) - set(table.columns)
+    missing = set(required) - set(table.columns)
     if missing:
         raise InputFileError(path, f"manifest lacks column(s) {sorted(missing)}")
+    if user is not None:
+        table = table[table["user"] == user]
+        if table.empty:
+            raise InputFileError(path, f"manifest has no recording of user {user!r}")
     return table
 
 

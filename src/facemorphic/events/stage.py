@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..dataset.manifest import read_manifest as read_manifest_table
 from ..errors import FacemorphicError, InputFileError
 from ..fileio import atomic_path
 from .alignment import rgb_frame_windows
@@ -120,14 +121,7 @@ def _resolve(path, data_root) -> Path:
 
 def read_manifest(path: str | Path, user: str | None = None) -> pd.DataFrame:
     """Manifest rows (of ``user`` if given); raises :class:`InputFileError` for missing columns."""
-    table = pd.read_csv(path, dtype={"recording_id": str, "user": str})
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputFileError(path, f"manifest lacks column(s) {', '.join(missing)}")
-    if user is not None:
-        table = table[table["user"] == user]
-        if table.empty:
-            raise InputFileError(path, f"manifest has no recording of user {user!r}")
+    table = read_manifest_table(path, MANIFEST_COLUMNS, user)
     if table["recording_id"].duplicated().any():
         raise InputFileError(path, "manifest repeats a recording_id")
     return table

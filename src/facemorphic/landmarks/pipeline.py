@@ -16,6 +16,7 @@ import h5py
 import pandas as pd
 from tqdm import tqdm
 
+from ..dataset.manifest import read_manifest
 from ..errors import FacemorphicError, InputFileError
 from ..fileio import atomic_path
 from ..video.reader import open_rgb
@@ -76,17 +77,7 @@ def landmark_stream(backend: LandmarkBackend, path: str | Path, options: TrackOp
 
 def read_manifest_rows(path: str | Path, user: str | None = None) -> pd.DataFrame:
     """The manifest rows (of ``user`` when given) with the columns this stage needs."""
-    try:
-        table = pd.read_csv(path, dtype={"recording_id": str, "user": str}, keep_default_na=False)
-    except FileNotFoundError:
-        raise InputFileError(path, "manifest does not exist") from None
-    except Exception as exc:
-        raise InputFileError(path, f"cannot read manifest: {exc}") from None
-    missing = set(MANIFEST_NEEDS) - set(table.columns)
-    if missing:
-        raise InputFileError(path, f"manifest lacks column(s) {sorted(missing)}")
-    if user is not None:
-        table = table[table["user"] == user]
+    table = read_manifest(path, MANIFEST_NEEDS, user)
     if table.empty:
         raise InputFileError(path, "manifest has no recordings" + (f" of user {user!r}" if user else ""))
     return table
