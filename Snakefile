@@ -9,18 +9,34 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    user=SAFE_NAME_PATTERN,
+    experiment=SAFE_NAME_PATTERN,
+    seed=r"\d+",
+    lam=r"[0-9][0-9.e+-]*",
+    modality="events|rgb",
+
+
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/events.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/morphable.smk"
 include: "workflow/rules/fitting.smk"
+include: "workflow/rules/quality.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

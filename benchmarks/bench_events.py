@@ -130,12 +130,12 @@ def bench_frames(path: Path) -> tuple[int, float, int]:
     from facemorphic.events.alignment import periodic_windows
     from facemorphic.events.frames import FrameBuilder
     from facemorphic.events.raw import probe_raw
-    from facemorphic.events.representations import Representation
+    from facemorphic.events.representations import PeriodicFrame
 
     info = probe_raw(path)
     last = json.loads(path.with_suffix(".json").read_text())["last_t"]
     windows = periodic_windows(info.first_event_us, last, 33_333)
-    builder = FrameBuilder(path, windows, Representation("periodic_frame"))
+    builder = FrameBuilder(path, windows, PeriodicFrame())
     start = time.perf_counter()
     n_frames = sum(1 for _ in builder)
     return builder.stats.n_events_decoded, time.perf_counter() - start, n_frames

@@ -87,7 +87,7 @@ def bench_learning() -> None:
         return
     from sklearn.decomposition import DictionaryLearning
 
-    from facemorphic.morphable.build import build_model, load_corpus
+    from facemorphic.morphable.build import learn_morphable_model, load_corpus
     from facemorphic.morphable.learning import apex_offsets_in_frame
     from facemorphic.morphable.meshio import read_mesh
     from facemorphic.morphable.model import load_landmark_embedding
@@ -101,7 +101,7 @@ def bench_learning() -> None:
              sequences=len(corpus.expression_codes), neutrals=len(corpus.neutral_vertices),
              vertices=corpus.n_vertices)
         started = time.perf_counter()
-        model, au = build_model(corpus, load_landmark_embedding(out / "landmark_embedding.pkl"),
+        model, au = learn_morphable_model(corpus, load_landmark_embedding(out / "landmark_embedding.pkl"),
                                 read_mesh(out / "template.ply"))
         emit("morphable_learn_identity_and_au", time.perf_counter() - started, "s", atoms=au.basis.shape[1])
         offsets = apex_offsets_in_frame(corpus, model.template)

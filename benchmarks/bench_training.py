@@ -1,7 +1,14 @@
-"""Training throughput with and without the frozen-backbone feature cache, and the data loader alone.
+"""Training throughput: the real training path against a plain PyTorch loop, the feature cache, the loader.
 
 Prints JSON lines ``{"name", "value", "unit"}``. Everything is measured in one run on toy shards written
 to a temporary folder (so the ratio lines compare like with like on a shared machine):
+
+- ``family_<model>_real_clips_s`` / ``family_<model>_plain_clips_s`` / ``family_<model>_ratio``: per model
+  family (coeff_lstm, coeff_transformer, resnet18_lstm and resnet18_transformer on cached features, i3d
+  at a small input), training clips per second of ``train_run`` (Lightning, in-memory data, its fit time)
+  and of a plain loop (model, Adam, the same loss) over the same in-memory batches; target ratio >= 0.7;
+- ``coeff_lstm_50_epochs_1_thread_s``: a whole ``train_run`` of the coefficient LSTM, 50 epochs of 144
+  clips of 30 frames, on one torch thread (target < 30 s), and its fit time alone;
 
 - ``loader_*``: clips per second and frames per second of the training DataLoader alone (uint8 frames,
   then cached features), with 0 and 2 workers;
@@ -12,7 +19,8 @@ to a temporary folder (so the ratio lines compare like with like on a shared mac
 With CUDA, it also measures ResNet18+LSTM training at 224 x 224 in bf16 with the batch already on the
 GPU (the model's ceiling) and the loader at 224 x 224 (whether reading keeps up).
 
-Usage: ``python benchmarks/bench_training.py [--size 64] [--frames 40] [--clip 16] [--recordings 24] [--threads 1]``
+Usage: ``python benchmarks/bench_training.py [--size 64] [--frames 40] [--clip 16] [--recordings 24] [--threads 1]
+[--families-only]``
 """
 
 from __future__ import annotations
@@ -75,6 +83,94 @@ def train_throughput(module, data, clip: int, steps: int, device) -> float:
     return frames / (time.perf_counter() - start)
 
 
+def plain_loop_clips_per_s(model_name: str, dataset, epochs: int, batch_size: int, clip: int,
+                           lambda_alpha: float, seed: int = 0) -> float:
+    """Training clips/s of the plainest loop: the model, Adam, the same loss, over the same in-memory batches."""
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from facemorphic.models.factory import build_model
+    from facemorphic.training.data import collated
+    from facemorphic.training.module import masked_frame_squared_error
+
+    torch.manual_seed(seed)
+    model = build_model(model_name, clip).train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collated)
+    clips, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            if "features" in batch:
+                logits, alpha = model.forward_features(batch["features"])
+            elif "coefficients" in batch:
+                logits, alpha = model(batch["coefficients"], batch["coefficient_valid"])
+            else:
+                logits, alpha = model(batch["frames"])
+            loss = F.cross_entropy(logits, batch["label"])
+            if lambda_alpha:
+                loss = loss + lambda_alpha * masked_frame_squared_error(alpha, batch["alpha"], batch["alpha_valid"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            clips += len(batch["label"])
+    return clips / (time.perf_counter() - start)
+
+
+def family_throughputs(root: Path, threads: int) -> None:
+    """Per model family: clips/s of ``train_run``'s fit against the plain loop, and their ratio (on the CPU,
+    where the plain loop runs; the fit time includes reading the split into memory once)."""
+    from facemorphic.models.backbones import FrozenFrameEncoder
+    from facemorphic.shards.io import list_samples
+    from facemorphic.shards.toy import write_toy_shards
+    from facemorphic.training import RunConfig, train_run
+    from facemorphic.training.data import InMemoryClips
+    from facemorphic.training.features import compute_split_features
+
+    # the default run's sizes: 144 training recordings, clips of 30 frames, batches of 8
+    write_toy_shards(root / "family", {"train": 144, "test": 24}, n_frames=(35, 45), size=32)
+    encoder = FrozenFrameEncoder()
+    for split in ("train", "test"):
+        compute_split_features(root / "family" / split, "events", root / "family_features" / f"{split}.h5", encoder)
+    write_toy_shards(root / "family_i3d", {"train": 16, "test": 4}, n_frames=(16, 20), size=32)
+    families = [  # model, modality, shards, features, clip, batch, epochs, lambda_alpha
+        ("coeff_lstm", "coefficients", "family", None, 30, 8, 10, 0.0),
+        ("coeff_transformer", "coefficients", "family", None, 30, 8, 10, 0.0),
+        ("resnet18_lstm", "events", "family", "family_features", 30, 8, 2, 1.0),
+        ("resnet18_transformer", "events", "family", "family_features", 30, 8, 2, 1.0),
+        ("i3d", "events", "family_i3d", None, 16, 4, 1, 1.0),
+    ]
+    for model, modality, shards, features, clip, batch, epochs, lambda_alpha in families:
+        context = dict(clip=clip, batch=batch, epochs=epochs, threads=threads)
+        summary = train_run(RunConfig(shards_dir=str(root / shards), out_dir=str(root / "runs" / model), model=model,
+                                      modality=modality, epochs=epochs, batch_size=batch, clip_length=clip,
+                                      lambda_alpha=lambda_alpha, features_dir=str(root / features) if features else None,
+                                      predict_splits=["test"], accelerator="cpu"))
+        n_train = len(list_samples(root / shards / "train"))
+        real = epochs * n_train / summary["fit_seconds"]
+        dataset = InMemoryClips(list_samples(root / shards / "train"), modality, clip,
+                                features_path=root / features / "train.h5" if features else None)
+        plain = plain_loop_clips_per_s(model, dataset, epochs, batch, clip, lambda_alpha)
+        emit(f"family_{model}_real_clips_s", real, "clips/s", **context)
+        emit(f"family_{model}_plain_clips_s", plain, "clips/s", **context)
+        emit(f"family_{model}_ratio", real / plain, "ratio", baseline=f"family_{model}_plain_clips_s", target=0.7)
+
+
+def coefficient_run_seconds(root: Path) -> None:
+    """A whole coefficient-LSTM run of 50 epochs on one torch thread (the default run's sizes)."""
+    from facemorphic.training import RunConfig, train_run
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    summary = train_run(RunConfig(shards_dir=str(root / "family"), out_dir=str(root / "runs" / "coeff_lstm_50"),
+                                  model="coeff_lstm", modality="coefficients", epochs=50, batch_size=8,
+                                  clip_length=30, predict_splits=["test"], accelerator="cpu"))
+    total = time.perf_counter() - start
+    torch.set_num_threads(previous)
+    emit("coeff_lstm_50_epochs_1_thread_s", total, "s", fit_seconds=summary["fit_seconds"], target=30,
+         recordings=144, clip=30, batch=8)
+
+
 def model_ceiling(device: torch.device, size: int, clip: int, batch: int, steps: int) -> float:
     """ResNet18+LSTM training frames/s, bf16 autocast, batch already on ``device`` (no loading)."""
     from facemorphic.training.module import AUModule
@@ -112,10 +208,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--families-only", action="store_true",
+                        help="only the per-family real/plain ratios and the 50-epoch coefficient run")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning_fabric").setLevel(logging.ERROR)
 
     from facemorphic.models.backbones import FrozenFrameEncoder
     from facemorphic.shards.toy import write_toy_shards
@@ -127,6 +227,10 @@ def main() -> None:
     context = dict(size=args.size, clip=args.clip, batch=args.batch_size, threads=torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        family_throughputs(root, torch.get_num_threads())
+        coefficient_run_seconds(root)
+        if args.families_only:
+            return
         write_toy_shards(root / "shards", {"train": args.recordings}, n_frames=(args.frames, args.frames),
                          size=args.size)
         start = time.perf_counter()

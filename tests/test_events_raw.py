@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -112,3 +115,68 @@ def test_events_before_first_time_high_are_dropped(tmp_path):
     events, _ = read_events(path)
     assert events.tolist() == [((5 << 12) + 7, 0x30, 0x11, 1)]
     assert probe_raw(path).first_event_us == (5 << 12) + 7
+
+
+@pytest.mark.parametrize("header, field", [
+    (b"% evt 3.0\n% format EVT3;height=abc;width=1280\n% end\n", "'format' height"),
+    (b"% evt 3.0\n% format EVT3;height=720;width=0\n% end\n", "'format' width"),
+    (b"% evt 3.0\n% format EVT3;height=-720;width=1280\n% end\n", "'format' height"),
+    (b"% evt 3.0\n% format EVT3;width=1280\n% end\n", "only one of width/height"),
+    (b"% evt 3.0\n% format EVT3;height=720;width=99999999999999999999\n% end\n", "'format' width"),
+    (b"% evt 3.0\n% geometry abcx720\n% end\n", "'geometry' width"),
+    (b"% evt 3.0\n% geometry 1280x0\n% end\n", "'geometry' height"),
+    (b"% evt 3.0\n% geometry 1280 by 720\n% end\n", "'geometry'"),
+    (b"% Width 30O\n% Height 240\n", "'Width'"),
+])
+def test_bad_geometry_is_a_named_input_error(tmp_path, header, field):
+    """ingest turns InputFileError(path, reason) into a rejection; a ValueError would abort the whole run."""
+    path = tmp_path / ("bad.dat" if b"Width" in header else "bad.raw")
+    path.write_bytes(header + (b"\x00\x08" if b"Width" in header else b"") + b"\x00" * 64)
+    for read in (probe_raw, RawReader):
+        with pytest.raises(InputFileError) as info:
+            read(path)
+        assert info.value.path == str(path) and field in info.value.reason
+
+
+def test_header_line_without_newline_is_rejected_after_a_bounded_read(tmp_path):
+    """A 512 MiB file whose '%' line never ends (sparse: costs no disk) must not be read into memory."""
+    path = tmp_path / "endless.raw"
+    with open(path, "wb") as fh:
+        fh.write(b"% evt 3.0 ")
+        fh.truncate(512 << 20)
+    script = ("import resource, sys\n"
+              "from facemorphic.errors import InputFileError\n"
+              "from facemorphic.events.raw import probe_raw\n"
+              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "try:\n    probe_raw(sys.argv[1])\nexcept InputFileError as exc:\n    print(exc.reason)\n"
+              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reason, peak_growth_mib = proc.stdout.strip().splitlines()
+    assert "longer than 4096 bytes" in reason
+    assert int(peak_growth_mib) < 64  # reading the line whole grew the process by over 1 GiB
+
+
+def test_header_of_too_many_lines_is_rejected(tmp_path):
+    path = tmp_path / "chatty.raw"
+    path.write_bytes(b"% evt 3.0\n" + b"% comment padding padding\n" * 50_000 + b"% end\n" + b"\x00" * 64)
+    with pytest.raises(InputFileError, match=r"chatty\.raw.*header is longer than"):
+        probe_raw(path)
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_real_headers_match_a_line_by_line_reading(shared_data, name):
+    """The bounded reader gives what splitting the file's leading '%' lines gives (an obvious re-reading)."""
+    path = shared_data / "events" / name
+    data = path.read_bytes()
+    expected, offset = {}, 0
+    while data[offset:offset + 1] == b"%":
+        end = data.index(b"\n", offset) + 1
+        text = data[offset + 1:end].decode("latin-1").strip()
+        offset = end
+        if text == "end":
+            break
+        key, _, value = text.partition(" ")
+        expected.setdefault(key, value.strip())
+    info = probe_raw(path)
+    assert info.header == expected and info.header_bytes == offset + (2 if info.format == "DAT" else 0)

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from facemorphic.events.alignment import periodic_windows, rgb_frame_windows
 from facemorphic.events.frames import FrameBuilder
 from facemorphic.events.raw import EVENT_DTYPE, read_events
-from facemorphic.events.representations import PALETTES, Representation, render
+from facemorphic.errors import FacemorphicError
+from facemorphic.events.representations import (PALETTES, REPRESENTATIONS, Histogram, PeriodicFrame, Tbr,
+                                                TimeSurface, VoxelGrid, build_representation, render)
 
 SENSOR = (40, 30)
 
@@ -93,15 +95,15 @@ def test_representations_equal_slow_versions(seed, n, size, window):
     ev = _events(seed, n)
     t0, t1 = window
     for palette in ("dark", "light", "coolwarm", "gray"):
-        got = render(Representation("periodic_frame", palette=palette), ev, t0, t1, SENSOR, size)
+        got = render(PeriodicFrame(palette), ev, t0, t1, SENSOR, size)
         np.testing.assert_array_equal(got, slow_periodic(ev, t0, t1, size, palette))
     np.testing.assert_array_equal(render("histogram", ev, t0, t1, SENSOR, size), slow_histogram(ev, t0, t1, size))
-    rep = Representation("time_surface", tau_us=700.0)
+    rep = TimeSurface(tau_us=700.0)
     np.testing.assert_array_equal(render(rep, ev, t0, t1, SENSOR, size), slow_time_surface(ev, t0, t1, size, 700.0))
-    rep = Representation("voxel_grid", bins=4, voxel_scale=20.0)
-    np.testing.assert_array_equal(render(rep, ev, t0, t1, SENSOR, size), slow_voxel(ev, t0, t1, size, 4, 20.0))
+    rep = VoxelGrid(bins=4)
+    np.testing.assert_array_equal(render(rep, ev, t0, t1, SENSOR, size), slow_voxel(ev, t0, t1, size, 4, 16.0))
     for n_bins in (1, 5, 8):
-        rep = Representation("tbr", bins=n_bins)
+        rep = Tbr(bins=n_bins)
         np.testing.assert_array_equal(render(rep, ev, t0, t1, SENSOR, size), slow_tbr(ev, t0, t1, size, n_bins))
 
 
@@ -112,7 +114,7 @@ def test_periodic_frame_palette_values_and_last_event_wins():
     assert tuple(frame[:, 0, 0]) == (30, 37, 52)  # Dark background, RGB order
     assert tuple(frame[:, 1, 1]) == (64, 126, 200)  # OFF came last at (1, 1)
     assert tuple(frame[:, 1, 2]) == (255, 255, 255)  # ON
-    gray = render(Representation("periodic_frame", palette="gray"), ev, 0, 100, (4, 2))
+    gray = render(PeriodicFrame("gray"), ev, 0, 100, (4, 2))
     assert gray.shape == (1, 2, 4) and gray[0, 1, 1] == 0 and gray[0, 1, 2] == 255 and gray[0, 0, 0] == 128
 
 
@@ -139,7 +141,7 @@ def test_streamed_frames_equal_render_on_real_files(shared_data, name):
     cases = [(rgb_frame_windows(times, int(events["t"][0]) - 100, 1, 0), None),
              (rgb_frame_windows(times, int(events["t"][0]) + 50, 3, int(period * 1e6) // 5), (320, 180))]
     for windows, size in cases:
-        for rep in (Representation("periodic_frame"), Representation("histogram"), Representation("tbr", bins=4)):
+        for rep in (PeriodicFrame(), Histogram(), Tbr(bins=4)):
             expected = np.stack([render(rep, events, int(windows.visible[j]), int(windows.ends[j]), sensor, size)
                                  for j in range(len(windows))])
             for fused in (True, False):
@@ -156,3 +158,24 @@ def test_periodic_windows_tile_like_metavision():
     w = periodic_windows(1_234_567, 1_400_000, 33_333)
     assert w.starts[0] == 33_333 * (1_234_567 // 33_333) and np.all(w.starts[1:] == w.ends[:-1])
     assert w.starts[-1] <= 1_400_000 < w.ends[-1]
+
+
+def test_registry_builds_each_representation_from_a_whole_config_block():
+    """Each class takes only the parameters it declares from a block holding every representation's."""
+    block = {"palette": "light", "bins": 7, "tau_us": 250.0, "width": 320, "subwindows": 2}
+    assert {name: cls.parameters for name, cls in REPRESENTATIONS.items()} == {
+        "periodic_frame": ("palette",), "histogram": (), "time_surface": ("tau_us",), "voxel_grid": ("bins",),
+        "tbr": ("bins",)}
+    built = {name: build_representation(name, **block) for name in REPRESENTATIONS}
+    assert built["periodic_frame"] == PeriodicFrame("light") and built["histogram"] == Histogram()
+    assert built["time_surface"] == TimeSurface(250.0) and built["voxel_grid"] == VoxelGrid(7)
+    assert built["tbr"] == Tbr(7)
+    assert [built[name].channels for name in REPRESENTATIONS] == [3, 2, 2, 7, 1]
+    assert build_representation("voxel_grid", palette="gray") == VoxelGrid()  # defaults where the block is silent
+    attrs = built["voxel_grid"].attrs()
+    assert attrs == {"representation": "voxel_grid", "bins": 7, "value_offset": 128, "value_scale": 16.0}
+    for name, values, key in [("tbr", {"bins": 9}, "bins"), ("voxel_grid", {"bins": 1}, "bins"),
+                              ("periodic_frame", {"palette": "neon"}, "palette"),
+                              ("time_surface", {"tau_us": 0.0}, "tau_us"), ("optical_flow", {}, "representation")]:
+        with pytest.raises(FacemorphicError, match=f"option '{key}'"):
+            build_representation(name, **values)

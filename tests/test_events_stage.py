@@ -95,7 +95,7 @@ def test_events_file_contract(tmp_path):
     with h5py.File(out) as h5:
         assert sorted(h5) == ["rec_a", "rec_b"]
         failures = json.loads(h5.attrs["failures"])
-        assert [f["recording_id"] for f in failures] == ["rec_bad"] and "not supported" in failures[0]["error"]
+        assert list(failures) == ["rec_bad"] and "not supported" in failures["rec_bad"]
         group = h5["rec_a"]
         frames = group["frames"][()]
         assert frames.dtype == np.uint8 and frames.shape == (8, 2, 180, 320)
@@ -126,15 +126,53 @@ def test_periodic_subwindows_and_truncated_flag(tmp_path):
     manifest.to_csv(tmp_path / "m.csv", index=False)
     out = tmp_path / "u2.h5"
     assert main(["events", "--manifest", str(tmp_path / "m.csv"), "--out", str(out), "--subwindows", "2",
-                 "--palette", "gray"]) == 0
+                 "--palette", "gray", "--width", "0", "--height", "0"]) == 0
     with h5py.File(out) as h5:
         group = h5["r"]
-        assert group["frames"].shape == (4, 2, 360, 640)
+        assert group["frames"].shape == (4, 2, 360, 640)  # width and height 0: the sensor's size
         assert group.attrs["truncated"] and group.attrs["subwindows"] == 2
+        assert group.attrs["channels_per_subwindow"] == 1
         assert group.attrs["representation"] == "periodic_frame"
         frames = group["frames"][()]
         assert set(np.unique(frames)) <= {0, 128, 255}
         assert (frames == 255).sum() == group.attrs["n_events"] == sum(range(1, 4)) + 3  # last event cut off
+
+
+def test_options_json_flags_and_every_recording_failing(tmp_path):
+    """--options JSON (as the workflow passes a config block) under explicit flags; exit 1 when nothing is
+    written, 2 for a bad option, and the events reader refuses what the writer did not write."""
+    from facemorphic.events.io import open_events_file, read_event_frames
+    from facemorphic.events.stage import run_events
+    from facemorphic.events.options import EventsOptions
+    from facemorphic.options import build_options
+
+    times = np.arange(3) / 30
+    rgb, raw, expected = _recording(tmp_path, "o", times, 3, 4)
+    bad = tmp_path / "bad.raw"
+    bad.write_bytes(b"% evt 4.0\n% end\n\x00\x00\x00\x00")
+    pd.DataFrame({"recording_id": ["good", "bad"], "user": ["u3", "u4"], "raw_path": [str(raw), str(bad)],
+                  "rgb_path": [str(rgb), str(rgb)], "event_offset_us": OFFSET_US}).to_csv(tmp_path / "m.csv",
+                                                                                          index=False)
+    out = tmp_path / "u3.h5"
+    block = '{"representation": "tbr", "bins": 4, "width": 64, "height": 36, "subwindows": 3}'
+    assert main(["events", "--manifest", str(tmp_path / "m.csv"), "--user", "u3", "--out", str(out),
+                 "--options", block, "--bins", "2"]) == 0
+    with open_events_file(out) as h5:
+        record = read_event_frames(h5, "good")
+        assert (record.representation, record.subwindows, record.channels_per_subwindow) == ("tbr", 3, 1)
+        assert record.attrs["bins"] == 2 and record.frame_size == (64, 36) and record.sensor_size == (640, 360)
+        # TBR with 2 bins per sub-window: each of frame k's k+1 events sets one bit in one sub-window
+        per_frame = (np.asarray(record.frames[()]) > 0).sum(axis=(1, 2, 3))
+        assert list(per_frame) == [len(ev) for ev in expected]
+    result = run_events(tmp_path / "m.csv", tmp_path / "u4.h5", build_options(EventsOptions, {}), user="u4")
+    assert result.written == [] and list(result.failures) == ["bad"]
+    assert main(["events", "--manifest", str(tmp_path / "m.csv"), "--user", "u4", "--out",
+                 str(tmp_path / "u4.h5")]) == 1
+    assert main(["events", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "x.h5"),
+                 "--options", '{"representation": "tbr", "bins": 9}']) == 2
+    assert main(["events", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "x.h5"),
+                 "--width", "0", "--height", "100"]) == 2  # a height without a width to derive it from
+    assert not (tmp_path / "x.h5").exists()
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".h5"])

@@ -11,7 +11,10 @@ from facemorphic.cli import main
 from facemorphic.fitting.closed_form import FitOptions, LandmarkBasis, fit_frames, fit_frames_reference
 from facemorphic.fitting.recording import LandmarkFitter, landmark_subset
 from facemorphic.morphable.model import load_model
+from facemorphic.errors import FacemorphicError
+from facemorphic.morphable.released import load_released_bases
 from morphable_synth import APEX_RAMP, FACIAL_AUS, TRAIN_SUBJECTS, learned_setup, recording_landmarks
+from test_morphable_released import write_release
 
 APEX = int(np.argmax(APEX_RAMP))
 
@@ -50,15 +53,15 @@ def test_batched_fit_equals_per_frame_loop(options):
 
 
 def test_reference_matches_the_design_formula_for_one_frame():
-    # rounds=0, authors' update: alpha = (Y'Y + diag(lambda/w))^-1 Y'X with Y, X written out literally
+    # rounds=0, authors' update: alpha = (Y'Y + diag(lambda/w))^-1 Y'X with Y, X written out literally;
+    # their Y: each component uncentred, projected with the translation
     landmarks, template, basis, weights = _random_problem(1, n_frames=1, n_lmk=20, k=5)
     lmk = landmarks[0]
     lc, mc = lmk - lmk.mean(0), template - template.mean(0)
     a_mat = lc.T @ np.linalg.pinv(mc.T)
     t = lmk.mean(0) - a_mat @ template.mean(0)
     x = (lmk - (template @ a_mat.T + t)).ravel()
-    centred = basis - basis.mean(0)
-    y = np.stack([(centred[:, :, k] @ a_mat.T).ravel() for k in range(5)], axis=1)
+    y = np.stack([(basis[:, :, k] @ a_mat.T + t).ravel() for k in range(5)], axis=1)
     expected = np.linalg.solve(y.T @ y + np.diag(2.0 / weights), y.T @ x)
     fit = fit_frames(landmarks, template, LandmarkBasis(basis, weights), FitOptions(2.0, 0, update="authors"))
     np.testing.assert_allclose(fit.alpha[0], expected, atol=1e-9)
@@ -137,6 +140,10 @@ def _write_landmarks(path, recordings):
             group.create_dataset("valid", data=valid)
             group.create_dataset("bbox", data=np.zeros((len(valid), 4), np.float32))
             group.create_dataset("score", data=np.ones(len(valid), np.float32))
+            group.create_dataset("interpolated", data=np.zeros(len(valid), bool))
+            group.create_dataset("detected", data=np.ones(len(valid), bool))
+            group.create_dataset("decoded", data=np.ones(len(valid), bool))
+            group.create_dataset("time_s", data=np.arange(len(valid)) / 30.0)
             group.attrs["backend"] = "synthetic"
 
 
@@ -170,7 +177,7 @@ def test_cli_errors_are_one_line_and_name_the_problem(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "missing.h5: landmarks file not found" in err and "Traceback" not in err
     rc = main(["fit", "--landmarks", str(tmp_path / "missing.h5"), "--model", str(setup["model_path"]),
-               "--out", str(tmp_path / "c.h5"), "--drop-landmarks", "60,99"])
+               "--out", str(tmp_path / "c.h5"), "--drop-landmarks", "60", "99"])
     assert rc == 2 and "[99]" in capsys.readouterr().err
     rc = main(["morphable", "--out", str(tmp_path / "m.h5")])
     assert rc == 2 and "--d3dfacs" in capsys.readouterr().err
@@ -204,3 +211,106 @@ def test_released_mat_bases_load_and_fit(setup, tmp_path):
     expected = np.zeros(len(FACIAL_AUS))
     expected[FACIAL_AUS.index(17)] = APEX_RAMP[APEX]
     np.testing.assert_allclose(fit.alpha_au[APEX], expected, atol=1e-3)
+
+
+class TheirFit:
+    """The authors' ``_3DMM.py`` fit (``opt_3DMM_fast``), re-derived from their equations, one frame at a time.
+
+    Written independently of closed_form.py, in their operations: landmarks as (L, 3) rows of the dense
+    mean face, the camera by pseudo-inverse split by QR into ``S R = A``, every component projected with
+    the translation (``S R C_k^T + t``), vectors in Fortran order, the normal matrix inverted with ``inv``,
+    increments deforming the dense shape, the returned ``alpha`` the last increment.
+    """
+
+    @staticmethod
+    def pose(model_points, image_points):
+        p_model = (model_points - model_points.mean(axis=0)).T
+        p_image = (image_points - image_points.mean(axis=0)).T
+        a_mat = p_image @ np.linalg.pinv(p_model)
+        q, r = np.linalg.qr(a_mat.T, mode="complete")
+        return r.T, q.T, image_points.mean(axis=0) - a_mat @ model_points.mean(axis=0)
+
+    @staticmethod
+    def project(points, s, r, t):
+        return (s @ (r @ points.T) + t.reshape(2, 1)).T
+
+    def alpha(self, image_points, projected, components_res, idx, s, r, t, weights, lam):
+        x = (image_points - projected).flatten(order="F")
+        y = np.zeros((len(x), components_res.shape[2]))
+        for c in range(components_res.shape[2]):
+            y[:, c] = self.project(components_res[idx, :, c], s, r, t).flatten(order="F")
+        return np.linalg.inv(y.T @ y + np.diag(lam / weights.ravel())) @ y.T @ x
+
+    def fit(self, weights, components, idx, image_points, mean_face, lam, rounds):
+        n = len(mean_face)
+        components_res = np.stack([components[:, c].reshape(3, n, order="F").T
+                                   for c in range(components.shape[1])], axis=2)
+        s, r, t = self.pose(mean_face[idx], image_points)
+        alpha = self.alpha(image_points, self.project(mean_face[idx], s, r, t), components_res, idx, s, r, t,
+                           weights, lam)
+        shape = mean_face + (components @ alpha).reshape(3, n, order="F").T
+        for _ in range(rounds):
+            s, r, t = self.pose(shape[idx], image_points)
+            alpha = self.alpha(image_points, self.project(shape[idx], s, r, t), components_res, idx, s, r, t,
+                               weights, lam)
+            shape = shape + (components @ alpha).reshape(3, n, order="F").T
+        return alpha, shape
+
+
+def _release_landmarks(arrays, idx, n_frames, noise_px, seed):
+    """Landmarks of the fake release's faces (random identity and AU coefficients) under affine cameras."""
+    rng = np.random.default_rng(seed)
+    identity = arrays["identity"] @ (rng.normal(size=22) * np.sqrt(arrays["id_weights"]))
+    face = arrays["template"] + identity.reshape(-1, 3)
+    truth = rng.normal(size=(n_frames, 32)) * np.sqrt(arrays["au_weights"]) * 3
+    frames = face + np.einsum("vk,tk->tv", arrays["au"], truth).reshape(n_frames, -1, 3)
+    camera = 2000.0 * np.array([[np.cos(0.3), 0.0, np.sin(0.3)], [0.0, -1.0, 0.0]])
+    points = frames[:, idx] @ camera.T + np.array([640.0, 360.0])
+    return points + rng.normal(scale=noise_px, size=points.shape), truth, face
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    paths, arrays = write_release(tmp_path_factory.mktemp("release"), seed=4)
+    model = load_released_bases(paths["identity"], paths["au"], paths["landmarks"], paths["template"])
+    idx = arrays["landmarks_1based"].astype(np.int64)
+    idx[17], idx[26] = 3709, 695  # their scripts' fix-ups, then 0-based
+    return model, arrays, idx - 1
+
+
+@pytest.mark.parametrize("lam, rounds", [(100.0, 0), (5.0, 0), (0.5, 2)])
+def test_authors_rule_reproduces_their_two_step_fit(release, lam, rounds):
+    model, arrays, idx = release
+    landmarks, _, _ = _release_landmarks(arrays, idx, n_frames=4, noise_px=0.5, seed=1)
+    options = FitOptions(lam, rounds, update="authors")
+    ours = LandmarkFitter(model, np.arange(68), id_options=options, au_options=options).fit(landmarks)
+    theirs = TheirFit()
+    id_alpha, identity_shape = theirs.fit(arrays["id_weights"], arrays["identity"], idx, landmarks[0],
+                                          arrays["template"], lam, rounds)
+    for frame in range(len(landmarks)):
+        au_alpha, shape = theirs.fit(arrays["au_weights"], arrays["au"], idx, landmarks[frame], identity_shape,
+                                     lam, rounds)
+        # their defShape is our template + C alpha: alpha is the sum of their increments
+        np.testing.assert_allclose(model.shape(ours.alpha_id, ours.alpha_au[frame]), shape, rtol=0, atol=1e-12)
+        if rounds == 0:  # then their alpha is the single increment
+            np.testing.assert_allclose(ours.alpha_au[frame], au_alpha, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(model.shape(ours.alpha_id), identity_shape, rtol=0, atol=1e-12)
+    if rounds == 0:
+        np.testing.assert_allclose(ours.alpha_id, id_alpha, rtol=0, atol=1e-9)
+
+
+def test_projected_rule_recovers_noise_free_coefficients_the_authors_rule_does_not(release):
+    model, arrays, idx = release
+    # the AU fit alone, on the true identity face: noise-free, nearly unregularised, 2 rounds
+    landmarks, truth, face = _release_landmarks(arrays, idx, n_frames=20, noise_px=0.0, seed=2)
+    au_basis = LandmarkBasis(model.landmark_basis(model.au_basis), model.au_weights)
+    errors = {}
+    for update in ("authors", "projected"):
+        alpha = fit_frames(landmarks, face[idx], au_basis, FitOptions(1e-6, 2, update=update)).alpha
+        errors[update] = np.linalg.norm(alpha - truth) / np.linalg.norm(truth)
+    assert errors["projected"] < 1e-3 < 0.1 < errors["authors"]
+
+
+def test_unknown_update_rule_is_refused_with_the_config_key():
+    with pytest.raises(FacemorphicError, match="fitting.update: unknown update rule 'florence'"):
+        FitOptions(update="florence")

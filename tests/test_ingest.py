@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facemorphic.dataset import assign_splits, discover_user, ingest_user, list_users, merge_manifests
-from facemorphic.dataset.layout import MANIFEST_COLUMNS
+from facemorphic.dataset.ingest import ingest_user, merge_manifests
+from facemorphic.dataset.layout import discover_user, list_users
+from facemorphic.dataset.manifest import MANIFEST_COLUMNS
+from facemorphic.dataset.splits import assign_splits
 from facemorphic.video import parse_jpeg_frame_name, probe_rgb
 
 from media import random_events, write_evt3_simple, write_jpeg_folder, write_mp4
@@ -81,7 +83,7 @@ def test_good_recordings_are_probed_row_by_row(dataset):
     assert mp4["rgb_fps"] == pytest.approx(30.0, rel=1e-3)
     assert mp4["duration_s"] == pytest.approx(12 / 30, rel=1e-3)
     assert (mp4["event_width"], mp4["event_height"], mp4["event_format"]) == (1280, 720, "EVT3")
-    assert mp4["event_offset_us"] == FIRST_EVENT_US and mp4["offset_source"] == "first_event"
+    assert mp4["event_offset_us"] == FIRST_EVENT_US and mp4["offset_source"] == "first_event_guess"
     jpeg = got["alice_AU_12_2"]
     assert jpeg["rgb_frames"] == 8
     # median period of the jittered times: sorted diffs are 0.032..0.035, median 0.0335

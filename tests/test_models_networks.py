@@ -1,4 +1,4 @@
-"""The models: I3D layer sizes as documented, frozen trunk, masking, weight loading, top-k, heads."""
+"""The models: I3D layer sizes as documented, frozen trunk, masking, weight loading, heads."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from facemorphic.models import (
     build_model,
 )
 from facemorphic.models.backbones import FrozenFrameEncoder
-from facemorphic.training.module import AUModule, masked_frame_mse, topk_correct
+from facemorphic.training.module import AUModule, masked_frame_squared_error
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -156,7 +156,7 @@ def test_resnet_lstm_structure_is_the_papers():
     assert [m.out_features for m in model.regressor if hasattr(m, "out_features")] == [128, 32]
 
 
-def test_masked_mse_ignores_invalid_frames_and_matches_a_loop():
+def test_frame_squared_error_sums_components_ignores_invalid_frames_and_matches_a_loop():
     generator = torch.Generator().manual_seed(0)
     predicted = torch.randn(2, 6, 32, generator=generator)
     target = torch.randn(2, 6, 32, generator=generator)
@@ -165,24 +165,14 @@ def test_masked_mse_ignores_invalid_frames_and_matches_a_loop():
     for b in range(2):
         for t in range(6):
             if valid[b, t]:
-                total += float(((predicted[b, t] - target[b, t]) ** 2).mean())
+                total += sum(float(predicted[b, t, k] - target[b, t, k]) ** 2 for k in range(32))
                 count += 1
-    loss = masked_frame_mse(predicted, target, valid)
+    loss = masked_frame_squared_error(predicted, target, valid)
     assert loss.item() == pytest.approx(total / count, rel=1e-6)
     disturbed = predicted.clone()
     disturbed[~valid] += 100.0
-    assert masked_frame_mse(disturbed, target, valid).item() == pytest.approx(loss.item(), rel=1e-6)
-    assert masked_frame_mse(predicted, target, torch.zeros_like(valid)).item() == 0.0
-
-
-def test_topk_correct_matches_sorting():
-    generator = torch.Generator().manual_seed(3)
-    logits = torch.randn(50, 24, generator=generator)
-    labels = torch.randint(0, 24, (50,), generator=generator)
-    order = torch.argsort(logits, dim=1, descending=True)
-    for k in (1, 3, 5):
-        expected = [int(labels[i]) in order[i, :k].tolist() for i in range(50)]
-        assert topk_correct(logits, labels, k).tolist() == expected
+    assert masked_frame_squared_error(disturbed, target, valid).item() == pytest.approx(loss.item(), rel=1e-6)
+    assert masked_frame_squared_error(predicted, target, torch.zeros_like(valid)).item() == 0.0
 
 
 @pytest.mark.parametrize("model_class", [CoefficientTransformer, CoefficientLSTM])
@@ -200,6 +190,29 @@ def test_coefficient_classifiers_ignore_invalid_frames(model_class):
         assert alpha is None and logits.shape == (2, 24)
         torch.testing.assert_close(model(disturbed, valid)[0], logits)
         assert not torch.allclose(model(disturbed, torch.ones_like(valid))[0], logits)
+
+
+def test_i3d_heads_are_fc128_then_the_outputs():
+    model = I3DClassifier(clip_length=6)
+    for head, out in ((model.classifier, 24), (model.regressor, 6 * 32)):
+        linears = [m for m in head if isinstance(m, torch.nn.Linear)]
+        assert [(m.in_features, m.out_features) for m in linears] == [(1024, 128), (128, out)]
+        assert any(isinstance(m, torch.nn.ReLU) for m in head)
+
+
+def test_coefficient_lstm_reads_the_coefficients_magnitude():
+    # the paper's Table 2 LSTM has no per-frame normalisation: a frame scaled by 3 is a stronger AU and
+    # must reach the LSTM as such; the LSTM's input is the raw (masked) coefficients
+    torch.manual_seed(0)
+    model = CoefficientLSTM().eval()
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
+    coefficients = torch.randn(2, 7, 32)
+    valid = torch.ones(2, 7, dtype=torch.bool)
+    with torch.no_grad():
+        logits, _ = model(coefficients, valid)
+        _, (hidden, _) = model.lstm(coefficients)
+        torch.testing.assert_close(logits, model.classifier(hidden[-1]))
+        assert not torch.allclose(model(3.0 * coefficients, valid)[0], logits, atol=1e-3)
 
 
 def test_coefficient_transformer_has_the_papers_layers():

@@ -1,4 +1,4 @@
-"""Shards from small upstream files written in the DESIGN.md contracts: values, grouping, alignment."""
+"""Shards from small upstream files written by the stages' writers: values, grouping, alignment."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from PIL import Image
 
 from facemorphic import au_class_index
 from facemorphic.cli import main
-from facemorphic.shards import build_shards, list_samples, resize_frames, to_three_channels
+from facemorphic.events.io import EventFrames, write_event_frames
+from facemorphic.fitting.io import write_coefficients
+from facemorphic.fitting.recording import RecordingFit
+from facemorphic.options import build_options
+from facemorphic.shards import ShardsOptions, list_samples, resize_frames, run_shards, to_three_channels
 
 SIZE = 16
 
@@ -66,7 +70,7 @@ def upstream(tmp_path):
             coefficients[user][rid] = (alpha, valid)
         rows.append(dict(recording_id=rid, user=user, task="au", au=au, split=split, rgb_path=str(rgb_path)))
         truth[rid] = dict(levels=levels, n=min(n_rgb, n_ev, n_co))
-    rows.append(dict(recording_id="u1_FREE_0", user="u1", task="free", au=np.nan, split="train",
+    rows.append(dict(recording_id="u1_FREE_0", user="u1", task="free", au=0, split="train",
                      rgb_path=str(tmp_path / "none.mp4")))
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     (tmp_path / "events").mkdir()
@@ -74,14 +78,12 @@ def upstream(tmp_path):
     for user in events:
         with h5py.File(tmp_path / "events" / f"{user}.h5", "w") as file:
             for rid, frames in events[user].items():
-                group = file.create_group(rid)
-                group["frames"] = frames
-                group["t_end_us"] = np.arange(len(frames), dtype=np.int64) * 33333
-                group.attrs["representation"] = "histogram"
-        with h5py.File(tmp_path / "coefficients" / f"{user}.h5", "w") as file:
-            for rid, (alpha, valid) in coefficients[user].items():
-                group = file.create_group(rid)
-                group["alpha_au"], group["valid"] = alpha, valid
+                write_event_frames(file, EventFrames(rid, frames, np.arange(len(frames), dtype=np.int64) * 33333,
+                                                     "histogram", 1, 2, (96, 64), 0))
+        fits = {rid: RecordingFit(alpha, np.zeros(4, np.float32), np.zeros((len(alpha), 2, 4)),
+                                  np.zeros(len(alpha)), valid, int(np.argmax(valid)))
+                for rid, (alpha, valid) in coefficients[user].items()}
+        write_coefficients(tmp_path / "coefficients" / f"{user}.h5", fits, {})
     return tmp_path, events, coefficients, truth
 
 
@@ -143,8 +145,11 @@ def test_build_shards_values_grouping_and_index(upstream):
 def test_build_shards_single_split_and_missing_event_file_names_it(upstream):
     root, *_ = upstream
     (root / "events" / "u2.h5").unlink()
-    index = build_shards(root / "manifest.csv", root / "events", root / "coefficients", root / "out",
-                         size=SIZE, splits=("train",), modalities=("events",))
+    options = build_options(ShardsOptions, {"size": SIZE, "modalities": ["events"]})
+    result = run_shards(root / "manifest.csv", root / "events", root / "coefficients", root / "out", options,
+                        splits=("train",))
+    index = result.index
+    assert result.written == {"train": ["u1_AU_1_0"]} and set(result.failures) == {"u2_AU_56_0", "u2_AU_4_0"}
     assert not (root / "out" / "test").exists()
     skipped = index[index["status"] == "skipped"]
     assert set(skipped["recording_id"]) == {"u2_AU_56_0", "u2_AU_4_0"}
@@ -157,7 +162,8 @@ def test_built_shards_feed_the_clip_dataset(upstream):
     from facemorphic.training import ClipDataset
 
     root, events, coefficients, truth = upstream
-    build_shards(root / "manifest.csv", root / "events", root / "coefficients", root / "out", size=SIZE)
+    run_shards(root / "manifest.csv", root / "events", root / "coefficients", root / "out",
+               build_options(ShardsOptions, {"size": SIZE}))
     samples = list_samples(root / "out" / "train")
     for modality in ("events", "rgb", "coefficients"):
         dataset = ClipDataset(samples, modality, clip_length=16, windows="center")

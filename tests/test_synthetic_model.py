@@ -10,7 +10,7 @@ import pytest
 
 from facemorphic import ACTION_UNITS, FACIAL_ACTION_UNITS
 from facemorphic.cli import main
-from facemorphic.synthetic.esim import esim_interval
+from facemorphic.synthetic.esim import EventSimulator
 from facemorphic.synthetic.face import (
     ASTRONAUT_LANDMARKS_PX,
     face_model,
@@ -112,26 +112,38 @@ def _esim_reference(l_prev, l_new, ref, t_last, cp, cm, t0, dt, refractory):
 
 @pytest.mark.parametrize("refractory", [0.0, 400.0])
 def test_esim_kernel_matches_the_pixel_by_pixel_rule(refractory):
+    """Whole-window renders and region renders (pixels with their own sample times) give exactly the
+    events of the pixel-by-pixel rule, also when the output arrays start too small and must grow."""
     rng = np.random.default_rng(3)
     h, w = 9, 11
     l0 = rng.normal(0, 0.5, (h, w))
-    ref = l0 + rng.normal(0, 0.05, (h, w))
-    t_last = np.full((h, w), -np.inf)
-    cp, cm = rng.uniform(0.15, 0.3, (h, w)), rng.uniform(0.15, 0.3, (h, w))
-    expected, got = [], []
-    ref_a, ref_b, tl_a, tl_b = ref.copy(), ref.copy(), t_last.copy(), t_last.copy()
-    for k in range(5):
-        l1 = l0 + rng.normal(0, 0.6, (h, w))
-        expected += _esim_reference(l0, l1, ref_a, tl_a, cp, cm, 1000.0 * k, 1000.0, refractory)
-        out_t, out_x = np.zeros(h * w * 64, np.int64), np.zeros(h * w * 64, np.uint16)
-        out_y, out_p = np.zeros(h * w * 64, np.uint16), np.zeros(h * w * 64, np.uint8)
-        n = esim_interval(l0, l1, ref_b, tl_b, cp, cm, 1000.0 * k, 1000.0, refractory, 64, 0, 0,
-                          out_t, out_x, out_y, out_p, 0)
-        got += [(int(out_t[i]), int(out_x[i]), int(out_y[i]), int(out_p[i])) for i in range(n)]
-        l0 = l1
+    cp_full, cm_full = rng.uniform(0.15, 0.3, (h + 4, w + 6)), rng.uniform(0.15, 0.3, (h + 4, w + 6))
+    window = (6, 4, w, h)
+    cp, cm = cp_full[4:, 6:], cm_full[4:, 6:]
+    sim = EventSimulator(window, cp_full, cm_full, refractory)
+    sim._alloc(3)  # far too small: every step has to grow the output arrays and resume
+    sim.step(l0, 0.0)
+    ref_a, tl_a = l0.copy(), np.full((h, w), -np.inf)
+    last_l, last_t = l0.copy(), np.zeros((h, w))
+    expected = []
+    for k in range(1, 8):
+        rx, ry, rw, rh = (0, 0, w, h) if k % 3 == 0 else (2, 1, 5, 6)
+        l1 = last_l[ry:ry + rh, rx:rx + rw] + rng.normal(0, 0.6, (rh, rw))
+        t1 = 1000.0 * k
+        for y in range(rh):
+            for x in range(rw):
+                yy, xx = ry + y, rx + x
+                expected += [(t, xx + 6, yy + 4, p) for t, _, _, p in _esim_reference(
+                    last_l[yy:yy + 1, xx:xx + 1], l1[y:y + 1, x:x + 1], ref_a[yy:yy + 1, xx:xx + 1],
+                    tl_a[yy:yy + 1, xx:xx + 1], cp[yy:yy + 1, xx:xx + 1], cm[yy:yy + 1, xx:xx + 1],
+                    last_t[yy, xx], t1 - last_t[yy, xx], refractory)]
+        last_l[ry:ry + rh, rx:rx + rw] = l1
+        last_t[ry:ry + rh, rx:rx + rw] = t1
+        sim.step(l1, t1, (rx, ry, rw, rh))
+    got = [(int(e["t"]), int(e["x"]), int(e["y"]), int(e["p"])) for e in sim.take()]
     assert len(expected) > 100
     assert sorted(got) == sorted(expected)
-    np.testing.assert_allclose(ref_b, ref_a)
+    np.testing.assert_allclose(sim.ref, ref_a)
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -1,4 +1,4 @@
-"""Clip windows and the data module: bounds, padding, sliding coverage, workers."""
+"""Clip windows and the data module: bounds, padding, sliding coverage, in-memory batches, workers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from facemorphic.shards import list_samples
 from facemorphic.shards.toy import write_toy_shards
 from facemorphic.training import ClipDataset, ShardDataModule, window_indices, window_starts
+from facemorphic.training.data import InMemoryClips, split_bytes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,10 +32,11 @@ def test_window_starts():
     assert indices.tolist() == [3, 4, 5, 5, 5] and real.tolist() == [True, True, True, False, False]
 
 
-def test_center_and_sliding_items_hold_the_stored_frames(toy):
+@pytest.mark.parametrize("dataset_class", [ClipDataset, InMemoryClips])
+def test_center_and_sliding_items_hold_the_stored_frames(toy, dataset_class):
     samples = list_samples(toy / "test")
     for mode in ("center", "sliding"):
-        dataset = ClipDataset(samples, "events", clip_length=8, windows=mode, stride=3)
+        dataset = dataset_class(samples, "events", clip_length=8, windows=mode, stride=3)
         covered = {i: set() for i in range(len(samples))}
         for item in (dataset[i] for i in range(len(dataset))):
             sample = samples[int(item["sample"])]
@@ -54,9 +56,10 @@ def test_center_and_sliding_items_hold_the_stored_frames(toy):
             assert all(covered[i] == set(range(samples[i].n_frames)) for i in covered)
 
 
-def test_random_windows_stay_inside_and_vary(toy):
+@pytest.mark.parametrize("dataset_class", [ClipDataset, InMemoryClips])
+def test_random_windows_stay_inside_and_vary(toy, dataset_class):
     samples = list_samples(toy / "train")
-    dataset = ClipDataset(samples, "rgb", clip_length=4, windows="random")
+    dataset = dataset_class(samples, "rgb", clip_length=4, windows="random")
     torch.manual_seed(0)
     starts = {i: {int(dataset[i]["start"]) for _ in range(30)} for i in range(len(samples))}
     for i, sample in enumerate(samples):
@@ -65,15 +68,25 @@ def test_random_windows_stay_inside_and_vary(toy):
             assert len(starts[i]) > 1
 
 
-def test_coefficient_items_and_loader_with_workers_matches_no_workers(toy):
-    one = ShardDataModule(toy, "coefficients", clip_length=6, batch_size=3, num_workers=0)
-    two = ShardDataModule(toy, "coefficients", clip_length=6, batch_size=3, num_workers=2)
-    batches_a = list(one.eval_dataloader("test"))
-    batches_b = list(two.eval_dataloader("test"))
-    assert len(batches_a) == len(batches_b) == 2
-    for a, b in zip(batches_a, batches_b):
-        assert set(a) == {"alpha", "alpha_valid", "label", "sample", "start", "coefficients", "coefficient_valid"}
-        for key in a:
-            torch.testing.assert_close(a[key], b[key])
-    train = next(iter(two.train_dataloader()))
+def test_in_memory_batches_equal_the_hdf5_loader_with_workers(toy):
+    in_memory = ShardDataModule(toy, "coefficients", clip_length=6, batch_size=3, num_workers=2, eval_windows="sliding")
+    from_hdf5 = ShardDataModule(toy, "coefficients", clip_length=6, batch_size=3, num_workers=2,
+                                eval_windows="sliding", in_memory_bytes=0)
+    memory_loader, hdf5_loader = in_memory.eval_dataloader("test"), from_hdf5.eval_dataloader("test")
+    assert isinstance(memory_loader.dataset, InMemoryClips) and memory_loader.num_workers == 0
+    assert type(hdf5_loader.dataset) is ClipDataset and hdf5_loader.num_workers == 2
+    batches_a, batches_b = list(memory_loader), list(hdf5_loader)
+    keys = {"alpha", "alpha_valid", "label", "sample", "start", "coefficients", "coefficient_valid"}
+    assert all(set(batch) == keys for batch in batches_a + batches_b)
+    for key in keys:
+        torch.testing.assert_close(torch.cat([b[key] for b in batches_a]), torch.cat([b[key] for b in batches_b]))
+    assert sum(len(b["label"]) for b in batches_a) == len(memory_loader.dataset) > 4  # several windows each
+    train = next(iter(in_memory.train_dataloader()))
     assert train["coefficients"].shape == (3, 6, 32)
+
+
+def test_split_bytes_counts_every_stored_frame(toy):
+    samples = list_samples(toy / "train")
+    frames = sum(s.n_frames for s in samples)
+    assert split_bytes(samples, "coefficients") == frames * (32 * 4 + 1)
+    assert split_bytes(samples, "events") == frames * (32 * 4 + 1 + 3 * 16 * 16)

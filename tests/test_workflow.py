@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -83,3 +85,94 @@ def test_tiny_end_to_end_run_writes_the_manifest(tmp_path, folder_dataset):
     plan = run_snakemake(tmp_path, "results/manifest.csv", "-n", "--quiet", "rules")
     text = plan.stdout + plan.stderr
     assert "split" in text and "ingest_user" not in text
+
+
+HOSTILE_USERS = ["u$(touch INJECTED)", "u 2", "u'3", "..hidden", "-rf"]
+
+
+def test_hostile_names_never_run_and_are_rejected(tmp_path_factory):
+    """Folder names that could break or run in a shell line: the dataset root, the working directory and
+    user folders with `$(...)`, spaces and quotes. The safe user goes through ingest, events and landmarks;
+    the unsafe ones are listed in rejects.csv; nothing is executed."""
+    base = tmp_path_factory.mktemp("hostile")
+    root = base / "data $(touch INJECTED) 'q'"
+    ev = random_events(50, 5_000_000, 200_000, seed=3)
+    for user in ["u01", *HOSTILE_USERS]:
+        for rep in (1, 2):
+            write_evt3_simple(root / user / "AU_12" / f"event_{rep}.raw", ev)
+            write_mp4(root / user / "AU_12" / f"frames_{rep}.mp4", n_frames=4)
+    workdir = base / "work dir $(touch INJECTED)"
+    write_config(workdir, dataset__source="folder", dataset__root=str(root), landmarks__backend="dlib",
+                 split__test_fraction=0.5)
+    run_snakemake(workdir, "-c2", "results/manifest.csv", "results/events/u01.h5", "results/landmarks/u01.h5")
+    assert not list(base.rglob("INJECTED")) and not (Path.cwd() / "INJECTED").exists()
+    manifest = pd.read_csv(workdir / "results" / "manifest.csv")
+    assert set(manifest.user) == {"u01"}
+    rejects = pd.read_csv(workdir / "results" / "rejects.csv", keep_default_na=False)
+    rejected = dict(zip(rejects.user, rejects.reason))
+    for user in HOSTILE_USERS:
+        if user.startswith("."):
+            continue  # hidden folders are not user folders at all
+        assert "is not of the form" in rejected[user], user
+    assert (workdir / "logs" / "events" / "u01.log").exists()
+    assert (workdir / "results" / "landmarks" / "u01.h5").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["../../x", "a b", "$(touch INJECTED)", "x'y"])
+def test_unsafe_experiment_names_stop_the_run_naming_the_key(tmp_path, name):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["experiments"] = {name: {"model": "coeff_lstm", "modality": "coefficients"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "all", check=False)
+    assert proc.returncode != 0
+    assert "experiments" in proc.stdout + proc.stderr
+    assert not (tmp_path / "INJECTED").exists() and not list(tmp_path.parent.rglob("x"))
+
+
+@pytest.mark.parametrize("section, values, key", [
+    ("events", {"representation": "voxel_grid", "bins": 1}, "bins"),
+    ("events", {"representation": "tbr", "bins": 9}, "bins"),
+    ("training", {"devices": "abc"}, "devices"),
+    ("morphable", {"source": "released"}, "released_identity"),
+])
+def test_config_combinations_stop_at_parse_time_naming_the_key(tmp_path, section, values, key):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config[section].update(values)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "all", check=False)
+    assert proc.returncode != 0 and key in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_coefficient_model_on_events_stops_at_parse_time(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["experiments"] = {"bad": {"model": "coeff_lstm", "modality": "events"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "all", check=False)
+    assert proc.returncode != 0 and "experiments.bad" in proc.stdout + proc.stderr
+
+
+def test_no_experiments_builds_up_to_the_shards(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["experiments"] = {}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "all")
+    text = proc.stdout + proc.stderr
+    assert "rule shards:" in text and "rule train:" not in text
+
+
+def test_more_cores_than_the_machine_never_oversubscribes(tmp_path):
+    """With -c above the machine's cores, a training job claims proportionally more slots (so fewer run at
+    once) and is still told the threads it may really use."""
+    machine = os.cpu_count() or 1
+    write_config(tmp_path)
+    given = 4 * machine
+    plan = run_snakemake(tmp_path, "-n", "-p", f"-c{given}", "all").stdout
+    blocks = [b for b in plan.split("\nrule ") if b.startswith("train:")]
+    assert blocks
+    scale = given / machine
+    for block in blocks:
+        threads = int(re.search(r"threads: (\d+)", block).group(1))
+        told = int(re.search(r"--threads (\d+)", block).group(1))
+        assert threads == min(given, int(np.ceil(min(2, machine) * scale)))
+        assert told == min(2, machine)
+        assert told * (given // threads) <= machine  # the jobs that fit at once use at most the machine

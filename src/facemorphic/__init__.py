@@ -9,6 +9,17 @@ __version__ = "0.1.0"
 
 #: The 24 Action Units of FACEMORPHIC, in class-index order (0..23).
 ACTION_UNITS = (1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 23, 24, 25, 26, 27, 43, 45, 51, 52, 53, 54, 55, 56)
+#: Model name -> the input it reads ("frames" or "coefficients"): the names the CLI, the config's
+#: experiments and the tables use (kept here, torch-free, so option parsing never imports torch).
+MODEL_INPUTS = {
+    "resnet18_lstm": "frames",
+    "resnet18_transformer": "frames",
+    "i3d": "frames",
+    "coeff_transformer": "coefficients",
+    "coeff_lstm": "coefficients",
+}
+#: What a model can see.
+MODALITIES = ("events", "rgb", "coefficients")
 #: AUs 1-45 are facial muscle actions; 51-56 are head movements.
 FACIAL_ACTION_UNITS = tuple(au for au in ACTION_UNITS if au < 50)
 HEAD_ACTION_UNITS = tuple(au for au in ACTION_UNITS if au > 50)

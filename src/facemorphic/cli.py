@@ -26,10 +26,15 @@ STAGES: dict[str, tuple[str, str]] = {
     "landmarks": ("facemorphic.landmarks.cli", "68-point landmarks of RGB frames, per user (HDF5) or per file (CSV)"),
     "morphable": ("facemorphic.morphable.cli", "learn the identity and AU 3DMM bases from scans (or import released ones)"),
     "fit": ("facemorphic.fitting.cli", "fit per-frame 3DMM identity and AU coefficients to one user's landmarks"),
+    "quality": ("facemorphic.quality.cli", "the data-quality table: one row per recording, train_ok with the reason"),
     "shards": ("facemorphic.shards.cli", "pack AU recordings per split into training-ready HDF5 shards"),
     "features": ("facemorphic.training.features_cli", "cache frozen ResNet-18 features of every frame"),
     "train": ("facemorphic.training.cli", "train and evaluate one model run (one experiment, one seed)"),
     "evaluate": ("facemorphic.evaluation.cli", "the paper's tables and confusion figures from the runs"),
+    "figures": ("facemorphic.report.cli", "the report's figures: per-AU bars beside the paper, "
+                                                      "training curves, per-user sanity panels"),
+    "predict": ("facemorphic.predict.cli", "apply a trained run to a new recording: per-frame AU probabilities, "
+                                           "coefficients, the paper's Figure 3 as a video"),
 }
 
 
@@ -45,6 +50,8 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     sub.required = True
     for name, (module_name, help_text) in STAGES.items():
         stage_parser = sub.add_parser(name, help=help_text, description=help_text)
+        stage_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                  help="debug logging")
         if name == stage:
             importlib.import_module(module_name).add_arguments(stage_parser)
         stage_parser.set_defaults(_module=module_name)

@@ -1,7 +1,13 @@
-# Helpers shared by all rule files. They say where the dataset is, which users it has, and which stage
-# code each rule lists as an input (editing a stage module reruns that stage).
+# Helpers shared by all the rule files. They say where the dataset is, which users it has, which stage
+# code each rule lists as an input (editing a stage module reruns that stage), and give each stage's
+# options as one JSON string
+# (docs/ARCHITECTURE.md, "How a value travels"). Rules pass that string as a plain param, which Snakemake
+# records, so changing any value reruns exactly the jobs that read it and their dependants.
+import json
+import math
+import os
+import re
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +18,20 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from facemorphic.dataset.layout import list_users  # noqa: E402
+from facemorphic.dataset.options import IngestOptions, SplitOptions  # noqa: E402
+from facemorphic.errors import FacemorphicError  # noqa: E402
+from facemorphic.events.options import EventsOptions  # noqa: E402
+from facemorphic.events.representations import REPRESENTATIONS  # noqa: E402
+from facemorphic.fitting.options import FittingOptions  # noqa: E402
+from facemorphic.landmarks.options import LandmarksOptions  # noqa: E402
+from facemorphic.morphable.options import MorphableOptions  # noqa: E402
+from facemorphic.names import SAFE_NAME_PATTERN  # noqa: E402
+from facemorphic.options import build_options, options_json  # noqa: E402
+from facemorphic.predict.options import PredictOptions  # noqa: E402
+from facemorphic.quality.options import QualityOptions  # noqa: E402
+from facemorphic.shards.options import ShardsOptions  # noqa: E402
+from facemorphic.synthetic.options import CorpusOptions, SynthOptions  # noqa: E402
+from facemorphic.training.options import EXPERIMENT_OVERRIDABLE, FeaturesOptions, TrainOptions  # noqa: E402
 
 SYNTHETIC_ROOT = "resources/synthetic"
 SPLITS = ["train", "test"]
@@ -23,22 +43,236 @@ TABLES = [
     "runs",
     "predictions",
 ]
-#: Keys of the training block an experiment may override.
-EXPERIMENT_OVERRIDABLE = ("epochs", "batch_size", "lr", "clip_length")
+#: How rules call the CLI: this Snakemake's own interpreter (a venv need not be activated); under
+#: `--sdm conda` the rule environment's python, with this checkout's src/ on its path.
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    FACEMORPHIC = f"PYTHONPATH={shlex.quote(str(SRC))} python -m facemorphic"
+else:
+    FACEMORPHIC = f"{shlex.quote(sys.executable)} -m facemorphic"
 
 
-def facemorphic_command():
-    """How rules call the CLI: this Snakemake's own interpreter (a venv need not be activated); under
-    `--sdm conda` the rule environment's python, with this checkout's src/ on its path."""
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-        return f"PYTHONPATH={SRC} python -m facemorphic"
-    return f"{sys.executable} -m facemorphic"
+def facemorphic_command(wildcards, input):
+    """The command as a *derived* param (a function of `input`), which Snakemake does not record: the
+    interpreter's path must not be a rerun trigger, or moving the project folder would rerun everything."""
+    return FACEMORPHIC
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cores. `-c N` above the machine's cores must not oversubscribe it: locally, a job that keeps k cores busy
+# claims k * (N / cores present) of Snakemake's N slots, so the jobs running at once never need more cores
+# than the machine has, and the stage is told the k threads it may use. On a cluster every job gets its own.
+MACHINE_CORES = os.cpu_count() or 1
+try:
+    _GIVEN_CORES = workflow.cores
+except Exception:  # a dry run without --cores
+    _GIVEN_CORES = MACHINE_CORES
+CORE_SCALE = max(1.0, _GIVEN_CORES / MACHINE_CORES) if workflow.local_exec else 1.0
+
+
+def job_slots(cores_used):
+    """Snakemake `threads:` of a job that keeps `cores_used` cores busy (see above)."""
+    return max(1, min(_GIVEN_CORES, math.ceil(min(cores_used, MACHINE_CORES) * CORE_SCALE)))
+
+
+def cores_of(wildcards, threads):
+    """The cores a job may use, from the slots it was given (a derived param: never a rerun trigger)."""
+    return max(1, int(threads / CORE_SCALE))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parse-time checks: every stage's options are built once here, so a wrong value or combination stops the
+# run before anything starts, naming the key.
+def checked_options(block_name, cls, values):
+    try:
+        return build_options(cls, values)
+    except FacemorphicError as exc:
+        raise WorkflowError(f"config {block_name}: {exc}") from None
+
+
+def without(block, *keys):
+    return {key: value for key, value in block.items() if key not in keys}
 
 
 def is_synthetic():
     return config["dataset"]["source"] == "synthetic"
 
 
+# Workflow-level keys (they choose inputs and jobs; the stages never read them): dataset.* but sync,
+# synthetic.n_users, morphable source paths, features.enabled, training.seeds.
+RELEASED_KEYS = ("released_identity", "released_au", "released_landmarks", "released_template")
+MORPHABLE_SOURCE_KEYS = ("source", "d3dfacs", "vocaset", "template", "embedding", *RELEASED_KEYS)
+SYNTH_OPTIONS = checked_options("synthetic", SynthOptions, without(config["synthetic"], "n_users", "corpus"))
+CORPUS_OPTIONS = checked_options(
+    "synthetic.corpus", CorpusOptions, {**config["synthetic"]["corpus"], "seed": config["synthetic"]["seed"]}
+)
+INGEST_OPTIONS = checked_options("dataset", IngestOptions, {"sync": config["dataset"]["sync"]})
+SPLIT_OPTIONS = checked_options("split", SplitOptions, config["split"])
+EVENTS_OPTIONS = checked_options("events", EventsOptions, config["events"])
+LANDMARKS_OPTIONS = checked_options("landmarks", LandmarksOptions, config["landmarks"])
+MORPHABLE_OPTIONS = checked_options("morphable", MorphableOptions, without(config["morphable"], *MORPHABLE_SOURCE_KEYS))
+FITTING_OPTIONS = checked_options("fitting", FittingOptions, config["fitting"])
+QUALITY_OPTIONS = checked_options("quality", QualityOptions, config["quality"])
+SHARDS_OPTIONS = checked_options("shards", ShardsOptions, config["shards"])
+FEATURES_OPTIONS = checked_options("features", FeaturesOptions, without(config["features"], "enabled"))
+
+if config["landmarks"]["backend"] == "truth" and not is_synthetic():
+    raise WorkflowError("config landmarks.backend: 'truth' needs dataset.source: synthetic")
+if config["dataset"]["source"] == "folder" and not config["dataset"]["root"]:
+    raise WorkflowError("config dataset.root: empty, but dataset.source is 'folder' (give the dataset folder)")
+for _key in {"released": RELEASED_KEYS, "scans": ("d3dfacs", "embedding")}.get(config["morphable"]["source"], ()):
+    if not config["morphable"][_key]:
+        raise WorkflowError(
+            f"config morphable.{_key}: empty, but morphable.source is {config['morphable']['source']!r} (give the path)"
+        )
+
+
+def is_swept(name):
+    """An experiment whose lambda_alpha is chosen by the L_alpha sweep (`lambda_alpha: sweep`)."""
+    return config["experiments"][name].get("lambda_alpha") == "sweep"
+
+
+def swept_experiments():
+    return [name for name in config["experiments"] if is_swept(name)]
+
+
+def lambda_label(value):
+    return f"{float(value):g}"
+
+
+SWEEP_LAMBDAS = [lambda_label(value) for value in config["lambda_sweep"]["lambdas"]]
+
+
+def experiment_values(name, lambda_alpha=None):
+    """One experiment's options: the training block, overridden by the experiment, plus the trunk's keys. A
+    swept experiment's final runs leave lambda_alpha out (the sweep table gives it); its sweep runs set it."""
+    spec, training = config["experiments"][name], config["training"]
+    values = without(training, "seeds")
+    values.update({key: spec[key] for key in EXPERIMENT_OVERRIDABLE if key in spec})
+    values.update(model=spec["model"], modality=spec["modality"])
+    if lambda_alpha is not None:
+        values["lambda_alpha"] = float(lambda_alpha)
+    elif not is_swept(name):
+        values["lambda_alpha"] = spec.get("lambda_alpha", 0.0)
+    # Each model family gets only the weights it can load, so a change there reruns that family alone.
+    if spec["model"].startswith("resnet18_"):
+        values.update(resnet_weights=config["features"]["resnet_weights"], backbone_seed=config["features"]["backbone_seed"])
+    if spec["model"] != "i3d":
+        del values["i3d_weights"]
+    return values
+
+
+PREDICT_OPTIONS = checked_options("predict", PredictOptions, without(config["predict"], "experiment", "split"))
+
+for _name in config["experiments"]:
+    if not re.fullmatch(SAFE_NAME_PATTERN, _name):
+        raise WorkflowError(f"config experiments: the name {_name!r} is not of the form {SAFE_NAME_PATTERN}")
+    checked_options(f"experiments.{_name}", TrainOptions, experiment_values(_name))
+    if is_swept(_name) and not experiment_values(_name)["val_fraction"] > 0:
+        raise WorkflowError(
+            f"config experiments.{_name}: lambda_alpha 'sweep' needs a validation split (training.val_fraction > 0)"
+        )
+if swept_experiments() and not SWEEP_LAMBDAS:
+    raise WorkflowError("config lambda_sweep.lambdas: empty, but experiments use lambda_alpha 'sweep'")
+if config["experiments"] and config["predict"]["experiment"] not in config["experiments"]:
+    raise WorkflowError(
+        f"config predict.experiment: {config['predict']['experiment']!r} is not one of the experiments "
+        f"{sorted(config['experiments'])}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Each stage's options as the JSON string the rules pass with --options (and Snakemake records).
+def synth_options():
+    return options_json(without(config["synthetic"], "n_users", "corpus"))
+
+
+def corpus_options():
+    return options_json({**config["synthetic"]["corpus"], "seed": config["synthetic"]["seed"]})
+
+
+def ingest_options():
+    return options_json({"sync": config["dataset"]["sync"]})
+
+
+def split_options():
+    return options_json(config["split"])
+
+
+def events_options():
+    """The representation's own parameters only: changing `bins` never reruns periodic frames."""
+    events = config["events"]
+    keep = ("representation", "width", "height", "subwindows", "accumulation_us")
+    keep += REPRESENTATIONS[events["representation"]].parameters
+    return options_json({key: events[key] for key in keep})
+
+
+def landmarks_options():
+    return options_json(config["landmarks"])
+
+
+def morphable_options():
+    """The import options for released bases, the learning options otherwise (each is read only then)."""
+    options = without(config["morphable"], *MORPHABLE_SOURCE_KEYS)
+    released = {key for key in options if key.startswith("released_")}
+    if config["morphable"]["source"] == "released":
+        return options_json({key: options[key] for key in released})
+    return options_json(without(options, *released))
+
+
+def fitting_options():
+    return options_json(config["fitting"])
+
+
+def quality_options():
+    return options_json(config["quality"])
+
+
+def shards_options():
+    return options_json(config["shards"])
+
+
+def features_options():
+    return options_json(without(config["features"], "enabled"))
+
+
+def predict_options():
+    return options_json(without(config["predict"], "experiment", "split"))
+
+
+def experiment_options(wildcards):
+    """A function of the wildcards only, so Snakemake records its value (functions of input are not)."""
+    return options_json(experiment_values(experiment(wildcards)["name"]))
+
+
+def sweep_run_options(wildcards):
+    return options_json(experiment_values(experiment(wildcards)["name"], lambda_alpha=wildcards.lam))
+
+
+def predicted_splits(wildcards):
+    """Validation predictions too when the experiment carves a validation split."""
+    return "val test" if experiment_values(experiment(wildcards)["name"])["val_fraction"] > 0 else "test"
+
+
+def sweep_table_input(wildcards):
+    return ["results/tables/table_lambda_sweep.csv"] if is_swept(wildcards.experiment) else []
+
+
+def lambda_from_argument(wildcards, input):
+    if input.sweep_table:
+        return f"--lambda-alpha-from {shlex.quote(input.sweep_table[0])}"
+    return ""
+
+
+def sweep_runs():
+    return expand(
+        "results/sweep/{experiment}/lambda-{lam}/seed-{seed}/run.json",
+        experiment=swept_experiments(),
+        lam=SWEEP_LAMBDAS,
+        seed=config["lambda_sweep"]["seeds"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
 def dataset_root():
     """The folder holding {user}/AU_{n}/... recordings."""
     if is_synthetic():
@@ -46,40 +280,56 @@ def dataset_root():
     return config["dataset"]["root"]
 
 
+def _user_folders():
+    """(safe, unsafe) user folder names of a folder dataset."""
+    names = list(config["dataset"]["users"]) or list_users(dataset_root())
+    safe = [name for name in names if re.fullmatch(SAFE_NAME_PATTERN, name)]
+    return safe, [name for name in names if name not in safe]
+
+
 def users():
     """Users at parse time: from the config for generated data, from the dataset folders otherwise."""
     if is_synthetic():
         return [f"user{i:02d}" for i in range(config["synthetic"]["n_users"])]
-    if config["dataset"]["users"]:
-        return list(config["dataset"]["users"])
-    root = dataset_root()
-    found = list_users(root)
-    if not found:
+    safe, unsafe = _user_folders()
+    if not safe and not unsafe:
         raise WorkflowError(
-            f"config dataset.root={root!r}: no user folders with AU_* recordings there "
+            f"config dataset.root={dataset_root()!r}: no user folders with AU_* recordings there "
             "(set dataset.source: synthetic to run on the generated dataset)"
         )
-    return found
+    return safe
+
+
+def unsafe_users():
+    """User folders whose names could not safely reach a shell line or a path: rejected, by name."""
+    return [] if is_synthetic() else _user_folders()[1]
 
 
 def stage_code(*packages):
-    """The Python files of the named facemorphic subpackages (rule inputs, so edits rerun the stage)."""
+    """The Python files of the named facemorphic subpackages (rule inputs, so edits rerun the stage), relative
+    to the working directory when it holds the checkout, so moving the project folder reruns nothing."""
     files = []
     for package in packages:
-        files += sorted(str(p) for p in (SRC / "facemorphic" / package).glob("*.py"))
+        for path in sorted((SRC / "facemorphic" / package).glob("*.py")):
+            try:
+                files.append(os.path.relpath(path))
+            except ValueError:  # another drive (Windows)
+                files.append(str(path))
     return files
 
 
 def user_recording_files(wildcards):
-    """Everything the ingest of one user reads: its RAW files, RGB videos and JPEG folders."""
+    """Everything the ingest of one user reads: its RAW files, RGB videos and JPEG folders. Unreadable and
+    dangling entries are left out here (ingest records them as rejects), so they never stop the DAG."""
     if is_synthetic():
         return [f"{SYNTHETIC_ROOT}/{wildcards.user}", f"{SYNTHETIC_ROOT}/truth/{wildcards.user}.h5"]
     user_dir = Path(dataset_root()) / wildcards.user
-    return sorted(
-        str(p)
-        for p in user_dir.glob("AU_*/*")
-        if p.name.startswith(("event_", "frames_")) or p.name in ("sentences.txt",)
-    ) + sorted(str(p) for p in user_dir.glob("sync.csv"))
+    try:
+        found = [p for p in user_dir.glob("AU_*/*") if p.name.startswith(("event_", "frames_")) or p.name == "sentences.txt"]
+        found += list(user_dir.glob("sync.csv"))
+    except OSError:
+        return []
+    return sorted(str(p) for p in found if os.path.exists(p))
 
 
 def sync_csv_files():
@@ -90,8 +340,6 @@ def sync_csv_files():
 def landmark_truth_files(wildcards):
     """The synthetic truth file, when the truth backend reads it."""
     if config["landmarks"]["backend"] == "truth":
-        if not is_synthetic():
-            raise WorkflowError("config landmarks.backend='truth' needs dataset.source='synthetic'")
         return [f"{SYNTHETIC_ROOT}/truth/{wildcards.user}.h5"]
     return []
 
@@ -103,14 +351,20 @@ def landmarks_gpus():
         return 0
     if landmarks["device"].startswith("cuda"):
         return 1
-    return int(landmarks["device"] == "auto" and shutil.which("nvidia-smi") is not None)
+    return int(landmarks["device"] == "auto" and shutil_which("nvidia-smi"))
+
+
+def shutil_which(name):
+    import shutil
+
+    return shutil.which(name) is not None
 
 
 def morphable_inputs(wildcards):
     """Scan corpus (generated or the user's), or released bases in the authors' .mat layout."""
     source = config["morphable"]
     if source["source"] == "released":
-        return {"released_mat": source["released_mat"]}
+        return {key: source[key] for key in RELEASED_KEYS}
     if source["source"] == "synthetic":
         scans = f"{SYNTHETIC_ROOT}/scans"
         return {
@@ -125,21 +379,9 @@ def morphable_inputs(wildcards):
 
 
 def morphable_arguments(wildcards, input):
-    """The morphable CLI's source options, from the inputs chosen above."""
-    keys = ("d3dfacs", "vocaset", "template", "embedding", "released_mat")
+    """The morphable CLI's source options, from the inputs chosen above (paths, quoted)."""
+    keys = ("d3dfacs", "vocaset", "template", "embedding", *RELEASED_KEYS)
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys if key in input.keys())
-
-
-def fitting_flags(wildcards):
-    fitting = config["fitting"]
-    return " ".join(
-        flag for flag, on in (("--drop-jaw", fitting["drop_jaw"]), ("--normalise-scale", fitting["normalise_scale"])) if on
-    )
-
-
-def resnet_weights_argument():
-    path = config["features"]["resnet_weights"]
-    return f"--resnet-weights {shlex.quote(path)}" if path else ""
 
 
 def training_gpus():
@@ -148,12 +390,12 @@ def training_gpus():
         return 0
     if config["training"]["accelerator"] == "gpu":
         return 1
-    return int(shutil.which("nvidia-smi") is not None)
+    return int(shutil_which("nvidia-smi"))
 
 
 def experiment(wildcards):
     try:
-        return config["experiments"][wildcards.experiment]
+        return {"name": wildcards.experiment, **config["experiments"][wildcards.experiment]}
     except KeyError:
         raise WorkflowError(f"experiment {wildcards.experiment!r} is not in config 'experiments'") from None
 
@@ -170,46 +412,30 @@ def experiment_features(wildcards):
     return expand("results/features/resnet18/{modality}/{split}.h5", modality=spec["modality"], split=SPLITS)
 
 
-def experiment_arguments(wildcards, input):
-    """The train CLI's options for one experiment: the training block, overridden by the experiment."""
-    spec, training = experiment(wildcards), config["training"]
-    values = {key: spec.get(key, training[key]) for key in EXPERIMENT_OVERRIDABLE}
-    args = [
-        f"--model {spec['model']}",
-        f"--modality {spec['modality']}",
-        f"--lambda-alpha {spec['lambda_alpha']}",
-        f"--epochs {values['epochs']}",
-        f"--batch-size {values['batch_size']}",
-        f"--lr {values['lr']}",
-        f"--clip-length {values['clip_length']}",
-        f"--eval-windows {training['eval_windows']}",
-        f"--num-workers {training['num_workers']}",
-        f"--accelerator {training['accelerator']}",
-        f"--devices {training['devices']}",
-        f"--precision {training['precision']}",
-        f"--strategy {training['strategy']}",
-        f"--backbone-seed {config['features']['backbone_seed']}",
-        "--predict-splits test",
-    ]
-    if training["eval_stride"]:
-        args.append(f"--eval-stride {training['eval_stride']}")
+def features_dir_argument(wildcards, input):
     if input.features:
-        args.append(f"--features-dir {shlex.quote(str(Path(input.features[0]).parent))}")
-    if config["features"]["resnet_weights"]:
-        args.append(resnet_weights_argument())
-    if training["i3d_weights"] and spec["model"] == "i3d":
-        args.append(f"--i3d-weights {shlex.quote(training['i3d_weights'])}")
-    return " ".join(args)
+        return f"--features-dir {shlex.quote(str(Path(input.features[0]).parent))}"
+    return ""
+
+
+def report_figure_targets():
+    """The report's own figures: what `all` builds so that `snakemake --report` finds them."""
+    if not config["experiments"]:
+        return expand("results/figures/sanity_{user}.png", user=users())
+    return (
+        ["results/figures/per_au_top1.png"]
+        + expand("results/figures/training_curves_{experiment}.png", experiment=list(config["experiments"]))
+        + expand("results/figures/sanity_{user}.png", user=users())
+    )
 
 
 def final_targets():
-    """What `snakemake all` builds."""
-    return [
-        "results/manifest.csv",
-        "results/figures/au_components.png",
-        *expand("results/tables/{table}.csv", table=TABLES),
-    ]
+    """What `snakemake all` builds (without experiments, everything up to the shards)."""
+    targets = ["results/manifest.csv", "results/quality.csv", "results/figures/au_components.png"]
+    if swept_experiments():
+        targets.append("results/tables/table_lambda_sweep.csv")
+    targets += report_figure_targets()
+    if config["experiments"]:
+        return targets + expand("results/tables/{table}.csv", table=TABLES)
+    return targets + ["results/shards/train/index.csv", "results/shards/test/index.csv"]
 
-
-wildcard_constraints:
-    user="[^/]+",

@@ -9,23 +9,18 @@ rule fit:
     output:
         "results/coefficients/{user}.h5",
     params:
-        lambda_id=config["fitting"]["lambda_id"],
-        lambda_au=config["fitting"]["lambda_au"],
-        rounds=config["fitting"]["rounds"],
-        update_rule=config["fitting"]["update"],
-        drop_landmarks=",".join(str(i) for i in config["fitting"]["drop_landmarks"]),
-        options=fitting_flags,
-        facemorphic=facemorphic_command(),
+        options=fitting_options(),
+        facemorphic=facemorphic_command,
     log:
         "logs/fitting/{user}.log",
     benchmark:
         "benchmarks/out/fitting/{user}.tsv"
+    threads: job_slots(1)
     resources:
         mem_mb=2000,
         runtime=20,
     conda:
         "../../envs/fitting.yaml"
     shell:
-        "{params.facemorphic} fit --landmarks {input.landmarks} --model {input.model} --out {output} "
-        "--lambda-id {params.lambda_id} --lambda-au {params.lambda_au} --rounds {params.rounds} "
-        "--update {params.update_rule} --drop-landmarks '{params.drop_landmarks}' {params.options} > {log} 2>&1"
+        "{params.facemorphic} fit --landmarks {input.landmarks:q} --model {input.model:q} --out {output:q} "
+        "--options {params.options:q} > {log:q} 2>&1"

@@ -13,19 +13,22 @@ rule ingest_user:
         root=dataset_root(),
         sync=sync_csv_files(),
         outdir=lambda wildcards, output: Path(output.manifest).parent,
-        facemorphic=facemorphic_command(),
+        options=ingest_options(),
+        facemorphic=facemorphic_command,
     log:
         "logs/ingest/{user}.log",
     benchmark:
         "benchmarks/out/ingest/{user}.tsv"
+    threads: job_slots(1)
     resources:
         mem_mb=1000,
         runtime=20,
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "{params.facemorphic} ingest --root {params.root:q} --users {wildcards.user} "
-        "--sync-csv {params.sync:q} --per-user-dir {params.outdir:q} --no-progress > {log} 2>&1"
+        "{params.facemorphic} ingest --root {params.root:q} --users {wildcards.user:q} "
+        "--sync-csv {params.sync:q} --per-user-dir {params.outdir:q} --options {params.options:q} --no-progress "
+        "> {log:q} 2>&1"
 
 
 rule split:
@@ -37,14 +40,15 @@ rule split:
         manifest="results/manifest.csv",
         rejects="results/rejects.csv",
     params:
-        protocol=config["split"]["protocol"],
-        test_fraction=config["split"]["test_fraction"],
-        seed=config["split"]["seed"],
-        facemorphic=facemorphic_command(),
+        options=split_options(),
+        root=dataset_root(),
+        unsafe_users=json.dumps(unsafe_users()),
+        facemorphic=facemorphic_command,
     log:
         "logs/split.log",
     benchmark:
         "benchmarks/out/split.tsv"
+    threads: job_slots(1)
     resources:
         mem_mb=1000,
         runtime=5,
@@ -52,5 +56,5 @@ rule split:
         "../../envs/ingest.yaml"
     shell:
         "{params.facemorphic} split --user-manifests {input.manifests:q} --user-rejects {input.rejects:q} "
-        "--manifest {output.manifest} --rejects {output.rejects} --protocol {params.protocol} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} > {log} 2>&1"
+        "--manifest {output.manifest:q} --rejects {output.rejects:q} --options {params.options:q} "
+        "--root {params.root:q} --unsafe-users-json {params.unsafe_users:q} > {log:q} 2>&1"

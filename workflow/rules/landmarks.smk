@@ -9,19 +9,14 @@ rule landmarks:
     output:
         "results/landmarks/{user}.h5",
     params:
-        backend=config["landmarks"]["backend"],
-        landmarks_type=config["landmarks"]["landmarks_type"],
-        device=config["landmarks"]["device"],
-        batch_size=config["landmarks"]["batch_size"],
-        max_gap=config["landmarks"]["max_gap"],
-        smooth=config["landmarks"]["smooth"],
+        options=landmarks_options(),
         truth_root=f"{SYNTHETIC_ROOT}/truth",
-        facemorphic=facemorphic_command(),
+        facemorphic=facemorphic_command,
     log:
         "logs/landmarks/{user}.log",
     benchmark:
         "benchmarks/out/landmarks/{user}.tsv"
-    threads: 1
+    threads: job_slots(1)
     resources:
         mem_mb=3000,
         runtime=120,
@@ -29,7 +24,5 @@ rule landmarks:
     conda:
         "../../envs/landmarks.yaml"
     shell:
-        "{params.facemorphic} landmarks --manifest {input.manifest} --out {output} "
-        "--backend {params.backend} --landmarks-type {params.landmarks_type} --device {params.device} "
-        "--batch-size {params.batch_size} --max-gap {params.max_gap} --smooth {params.smooth} "
-        "--truth-root {params.truth_root:q} --no-progress > {log} 2>&1"
+        "{params.facemorphic} landmarks --manifest {input.manifest:q} --out {output:q} --options {params.options:q} "
+        "--truth-root {params.truth_root:q} --no-progress > {log:q} 2>&1"

@@ -5,6 +5,7 @@
 rule shards:
     input:
         manifest="results/manifest.csv",
+        quality="results/quality.csv",
         events=expand("results/events/{user}.h5", user=users()),
         coefficients=expand("results/coefficients/{user}.h5", user=users()),
         code=stage_code("shards", "video"),
@@ -17,23 +18,20 @@ rule shards:
         events_dir=lambda wildcards, input: Path(input.events[0]).parent,
         coefficients_dir=lambda wildcards, input: Path(input.coefficients[0]).parent,
         out_dir=lambda wildcards, output: Path(output.index[0]).parent.parent,
-        size=config["shards"]["size"],
-        crop=config["shards"]["crop"],
-        num_shards=config["shards"]["num_shards"],
         splits=SPLITS,
-        modalities=config["shards"]["modalities"],
-        facemorphic=facemorphic_command(),
+        options=shards_options(),
+        facemorphic=facemorphic_command,
     log:
         "logs/shards.log",
     benchmark:
         "benchmarks/out/shards.tsv"
+    threads: job_slots(1)
     resources:
         mem_mb=4000,
         runtime=60,
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.facemorphic} shards --manifest {input.manifest} --events-dir {params.events_dir} "
-        "--coefficients-dir {params.coefficients_dir} --out-dir {params.out_dir} --size {params.size} "
-        "--crop {params.crop} --num-shards {params.num_shards} --splits {params.splits} "
-        "--modalities {params.modalities} > {log} 2>&1"
+        "{params.facemorphic} shards --manifest {input.manifest:q} --events-dir {params.events_dir:q} "
+        "--coefficients-dir {params.coefficients_dir:q} --out-dir {params.out_dir:q} --splits {params.splits:q} "
+        "--quality {input.quality:q} --options {params.options:q} > {log:q} 2>&1"

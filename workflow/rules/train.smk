@@ -11,15 +11,14 @@ rule features:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
         shards_dir=lambda wildcards, input: Path(input.shards[0]).parent.parent,
         splits=SPLITS,
-        weights=resnet_weights_argument(),
-        backbone_seed=config["features"]["backbone_seed"],
-        device=config["training"]["device"],
-        facemorphic=facemorphic_command(),
+        options=features_options(),
+        cores=cores_of,
+        facemorphic=facemorphic_command,
     log:
         "logs/features/{modality}.log",
     benchmark:
         "benchmarks/out/features/{modality}.tsv"
-    threads: 2
+    threads: job_slots(2)
     resources:
         mem_mb=6000,
         runtime=120,
@@ -27,30 +26,32 @@ rule features:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.facemorphic} features --shards-dir {params.shards_dir} --modality {wildcards.modality} "
-        "--out-dir {params.out_dir} --splits {params.splits} {params.weights} "
-        "--backbone-seed {params.backbone_seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "{params.facemorphic} features --shards-dir {params.shards_dir:q} --modality {wildcards.modality:q} "
+        "--out-dir {params.out_dir:q} --splits {params.splits:q} --options {params.options:q} "
+        "--threads {params.cores} > {log:q} 2>&1"
 
 
-rule train:
+rule train_sweep:
     input:
         shards=rules.shards.output.shards,
         features=experiment_features,
         code=stage_code("training", "models", "shards"),
     output:
-        predictions="results/runs/{experiment}/seed-{seed}/predictions.csv",
-        run="results/runs/{experiment}/seed-{seed}/run.json",
-        metrics="results/runs/{experiment}/seed-{seed}/metrics.csv",
+        predictions="results/sweep/{experiment}/lambda-{lam}/seed-{seed}/predictions.csv",
+        run="results/sweep/{experiment}/lambda-{lam}/seed-{seed}/run.json",
+        metrics="results/sweep/{experiment}/lambda-{lam}/seed-{seed}/metrics.csv",
     params:
         shards_dir=lambda wildcards, input: Path(input.shards[0]).parent.parent,
         out_dir=lambda wildcards, output: Path(output.run).parent,
-        options=experiment_arguments,
-        facemorphic=facemorphic_command(),
+        options=sweep_run_options,
+        features=features_dir_argument,
+        cores=cores_of,
+        facemorphic=facemorphic_command,
     log:
-        "logs/train/{experiment}/seed-{seed}.log",
+        "logs/sweep/{experiment}/lambda-{lam}/seed-{seed}.log",
     benchmark:
-        "benchmarks/out/train/{experiment}/seed-{seed}.tsv"
-    threads: 2
+        "benchmarks/out/sweep/{experiment}/lambda-{lam}/seed-{seed}.tsv"
+    threads: job_slots(2)
     resources:
         mem_mb=8000,
         runtime=240,
@@ -58,9 +59,75 @@ rule train:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.facemorphic} train --shards-dir {params.shards_dir} --out-dir {params.out_dir} "
-        "--experiment {wildcards.experiment} --seed {wildcards.seed} {params.options} "
-        "--threads {threads} > {log} 2>&1"
+        "{params.facemorphic} train --shards-dir {params.shards_dir:q} --out-dir {params.out_dir:q} "
+        "--experiment {wildcards.experiment:q} --seed {wildcards.seed} --options {params.options:q} "
+        "{params.features} --predict-splits val --threads {params.cores} > {log:q} 2>&1"
+
+
+rule lambda_sweep:
+    input:
+        runs=sweep_runs(),
+        code=stage_code("evaluation"),
+    output:
+        report(
+            "results/tables/table_lambda_sweep.csv",
+            caption="../report/tables/table_lambda_sweep.rst",
+            category="Tables",
+        ),
+    params:
+        run_dirs=lambda wildcards, input: [str(Path(p).parent) for p in input.runs],
+        tables_dir=lambda wildcards, output: Path(output[0]).parent,
+        facemorphic=facemorphic_command,
+    log:
+        "logs/lambda_sweep.log",
+    benchmark:
+        "benchmarks/out/lambda_sweep.tsv"
+    threads: job_slots(1)
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "{params.facemorphic} evaluate --sweep-runs {params.run_dirs:q} --tables-dir {params.tables_dir:q} "
+        "> {log:q} 2>&1"
+
+
+rule train:
+    input:
+        shards=rules.shards.output.shards,
+        features=experiment_features,
+        sweep_table=sweep_table_input,
+        code=stage_code("training", "models", "shards", "evaluation"),
+    output:
+        predictions="results/runs/{experiment}/seed-{seed}/predictions.csv",
+        run="results/runs/{experiment}/seed-{seed}/run.json",
+        metrics="results/runs/{experiment}/seed-{seed}/metrics.csv",
+    params:
+        shards_dir=lambda wildcards, input: Path(input.shards[0]).parent.parent,
+        out_dir=lambda wildcards, output: Path(output.run).parent,
+        options=experiment_options,
+        splits=predicted_splits,
+        features=features_dir_argument,
+        lambda_from=lambda_from_argument,
+        cores=cores_of,
+        facemorphic=facemorphic_command,
+    log:
+        "logs/train/{experiment}/seed-{seed}.log",
+    benchmark:
+        "benchmarks/out/train/{experiment}/seed-{seed}.tsv"
+    threads: job_slots(2)
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=training_gpus(),
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "{params.facemorphic} train --shards-dir {params.shards_dir:q} --out-dir {params.out_dir:q} "
+        "--experiment {wildcards.experiment:q} --seed {wildcards.seed} --options {params.options:q} "
+        "{params.features} {params.lambda_from} --predict-splits {params.splits} --threads {params.cores} "
+        "> {log:q} 2>&1"
 
 
 rule evaluate:
@@ -77,25 +144,31 @@ rule evaluate:
         ),
         code=stage_code("evaluation"),
     output:
-        tables=expand("results/tables/{table}.csv", table=TABLES),
+        tables=[
+            report(f"results/tables/{table}.csv", caption=f"../report/tables/{table}.rst", category="Tables")
+            for table in TABLES
+        ],
         figures=report(
             expand("results/figures/confusion_{experiment}.png", experiment=list(config["experiments"])),
+            caption="../report/confusion.rst",
             category="Confusion matrices",
         ),
     params:
-        run_dirs=lambda wildcards, input: [Path(p).parent for p in input.runs],
+        run_dirs=lambda wildcards, input: [str(Path(p).parent) for p in input.runs],
         tables_dir=lambda wildcards, output: Path(output.tables[0]).parent,
         figures_dir=lambda wildcards, output: Path(output.figures[0]).parent,
-        facemorphic=facemorphic_command(),
+        data_source=config["dataset"]["source"],
+        facemorphic=facemorphic_command,
     log:
         "logs/evaluate.log",
     benchmark:
         "benchmarks/out/evaluate.tsv"
+    threads: job_slots(1)
     resources:
         mem_mb=2000,
         runtime=10,
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.facemorphic} evaluate --runs {params.run_dirs} --tables-dir {params.tables_dir} "
-        "--figures-dir {params.figures_dir} > {log} 2>&1"
+        "{params.facemorphic} evaluate --runs {params.run_dirs:q} --tables-dir {params.tables_dir:q} "
+        "--figures-dir {params.figures_dir:q} --data-source {params.data_source:q} > {log:q} 2>&1"

@@ -7,43 +7,21 @@ and sentence-reading recordings; the sentences are in ``AU_READING/sentences.txt
 belonging to the i-th repetition in increasing order (a ``sentence_{rep}.txt`` file beside a recording
 takes precedence).
 
-Discovery only looks at names; probing the files happens in :mod:`facemorphic.dataset.manifest`. Every
+Discovery only looks at names; probing the files happens in :mod:`facemorphic.dataset.ingest`. Every
 file discovery meets either becomes part of a :class:`Candidate` or a :class:`Rejection` with a reason a
 person understands, so nothing disappears silently.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import ACTION_UNITS
-
-#: Columns of results/manifest.csv, in order (DESIGN.md), plus two provenance columns at the end.
-MANIFEST_COLUMNS = [
-    "recording_id",
-    "user",
-    "task",
-    "au",
-    "repetition",
-    "sentence",
-    "rgb_path",
-    "raw_path",
-    "split",
-    "rgb_frames",
-    "rgb_fps",
-    "rgb_width",
-    "rgb_height",
-    "event_width",
-    "event_height",
-    "duration_s",
-    "event_offset_us",
-    "event_format",
-    "offset_source",
-]
-REJECT_COLUMNS = ["user", "recording_id", "path", "reason"]
 
 TASK_FOLDER = re.compile(r"^AU_(?P<name>\d+|FREE|READING)$")
 EVENT_FILE = re.compile(r"^event_(?P<rep>\d+)\.raw$", re.IGNORECASE)
@@ -87,11 +65,30 @@ class Rejection:
         return {"user": self.user, "recording_id": self.recording_id, "path": self.path, "reason": self.reason}
 
 
+def broken_link_reason(path: Path) -> str | None:
+    """Why a symbolic link cannot be followed (dangling, or a loop), or None for anything else.
+
+    ``Path.is_file`` and ``is_dir`` answer False for both, so without this check such an entry would be
+    reported as a mere unrecognised name, hiding the actual fault.
+    """
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loops (it points back to itself)"
+        return f"dangling symbolic link (target {os.readlink(path)!r} does not exist)"
+    return None
+
+
 def list_users(root: str | Path) -> list[str]:
     """User folders under a dataset root (sorted), skipping hidden folders.
 
     A folder counts as a user when it holds at least one ``AU_*`` folder, so helper folders beside the
-    users (the synthetic dataset's ``truth/``, say) are not taken for users.
+    users (the synthetic dataset's ``truth/``, say) are not taken for users. A folder that cannot be
+    listed (no read permission) still counts: its ingest records the reason in the rejects, where a person
+    sees it, instead of the folder vanishing from the dataset.
     """
     root = Path(root)
     if not root.is_dir():
@@ -99,7 +96,11 @@ def list_users(root: str | Path) -> list[str]:
     users = []
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and not entry.name.startswith((".", "_")):
-            if any(child.is_dir() and child.name.startswith("AU_") for child in entry.iterdir()):
+            try:
+                holds_tasks = any(child.is_dir() and child.name.startswith("AU_") for child in entry.iterdir())
+            except OSError:
+                holds_tasks = True
+            if holds_tasks:
                 users.append(entry.name)
     return users
 
@@ -142,8 +143,15 @@ def discover_user(root: str | Path, user: str) -> tuple[list[Candidate], list[Re
     rejections: list[Rejection] = []
     if not user_dir.is_dir():
         return [], [Rejection(user, "", str(user_dir), "user folder does not exist")]
+    try:
+        task_dirs = sorted(p for p in user_dir.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        return [], [Rejection(user, "", str(user_dir), f"cannot list the user folder: {exc.strerror or exc}")]
 
-    for task_dir in sorted(p for p in user_dir.iterdir() if not p.name.startswith(".")):
+    for task_dir in task_dirs:
+        if (broken := broken_link_reason(task_dir)) is not None:
+            rejections.append(Rejection(user, "", str(task_dir), broken))
+            continue
         if not task_dir.is_dir():
             if task_dir.name not in KNOWN_SIDE_FILES:
                 rejections.append(Rejection(user, "", str(task_dir), "file outside any AU_* folder"))
@@ -161,10 +169,18 @@ def discover_user(root: str | Path, user: str) -> tuple[list[Candidate], list[Re
             )
             continue
 
+        try:
+            entries = sorted(task_dir.iterdir())
+        except OSError as exc:
+            rejections.append(Rejection(user, "", str(task_dir), f"cannot list the folder: {exc.strerror or exc}"))
+            continue
         raws: dict[int, list[Path]] = defaultdict(list)
         rgbs: dict[int, list[Path]] = defaultdict(list)
-        for entry in sorted(task_dir.iterdir()):
+        for entry in entries:
             if entry.name.startswith("."):
+                continue
+            if (broken := broken_link_reason(entry)) is not None:
+                rejections.append(Rejection(user, "", str(entry), broken))
                 continue
             if entry.is_file() and (m := EVENT_FILE.match(entry.name)):
                 raws[int(m["rep"])].append(entry)
@@ -200,3 +216,4 @@ def discover_user(root: str | Path, user: str) -> tuple[list[Candidate], list[Re
     if not candidates and not rejections:
         rejections.append(Rejection(user, "", str(user_dir), "user folder holds no recordings"))
     return sorted(candidates, key=lambda c: c.recording_id), rejections
+

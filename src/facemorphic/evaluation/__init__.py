@@ -1,8 +1,14 @@
 """Result tables and figures, recomputed from the runs' predictions."""
 
-from .evaluate import evaluate_runs
-from .figures import confusion_matrix, save_confusion_figure
-from .tables import PAPER_RESULTS, build_tables, load_runs, topk_hits
+from __future__ import annotations
 
-__all__ = ["evaluate_runs", "confusion_matrix", "save_confusion_figure", "PAPER_RESULTS", "build_tables",
-           "load_runs", "topk_hits"]
+from .._lazy import lazy_exports
+
+#: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
+_EXPORTS = {name: module for module, names in {
+    ".evaluate": ("evaluate_runs",),
+    ".figures": ("confusion_matrix", "save_confusion_figure"),
+    ".tables": ("PAPER_RESULTS", "bootstrap_interval", "build_tables", "lambda_sweep_table", "load_runs", "topk_hits"),
+}.items() for name in names}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

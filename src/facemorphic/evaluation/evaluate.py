@@ -12,8 +12,9 @@ import pandas as pd
 from .. import ACTION_UNITS
 from ..errors import FacemorphicError
 from ..fileio import write_csv_atomic
+from ..metrics import TOPK, topk_hits
 from .figures import confusion_matrix, save_confusion_figure
-from .tables import LOGIT_COLUMNS, TOPK, build_tables, load_runs, topk_hits
+from .tables import LOGIT_COLUMNS, build_tables, lambda_sweep_table, load_runs
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +35,55 @@ def per_run_predictions(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame]
                             "au": [ACTION_UNITS[i] for i in labels],
                             "predicted_au": [ACTION_UNITS[i] for i in logits.argmax(axis=1)]})
         for k in TOPK:
-            out[f"top{k}"] = topk_hits(logits, labels, k).astype(int)
+            out[f"top{k}_hit"] = topk_hits(logits, labels, k).astype(int)
         frames.append(out)
     return pd.concat(frames, ignore_index=True)
 
 
+def sweep_table(sweep_run_dirs) -> pd.DataFrame:
+    """The L_alpha sweep table from the sweep runs' validation predictions."""
+    sweep_run_dirs = list(sweep_run_dirs)
+    sweep_runs, sweep_predictions = load_runs(sweep_run_dirs, "val")
+    if sweep_runs.empty:
+        raise FacemorphicError(f"no run with val predictions among the {len(sweep_run_dirs)} sweep run folders")
+    return lambda_sweep_table(sweep_runs, sweep_predictions)
+
+
+def write_sweep_table(sweep_run_dirs, tables_dir: str | Path) -> pd.DataFrame:
+    """Write ``{tables_dir}/table_lambda_sweep.csv`` alone (the workflow needs it before the final runs)."""
+    table = sweep_table(sweep_run_dirs)
+    write_csv_atomic(table, Path(tables_dir) / "table_lambda_sweep.csv", float_format="%.4f")
+    return table
+
+
+def chosen_lambda(sweep_table_path: str | Path, model: str, modality: str) -> float:
+    """The lambda the sweep chose for one model on one modality (row ``chosen`` = ``yes``)."""
+    table = pd.read_csv(sweep_table_path)
+    rows = table[(table["model"] == model) & (table["modality"] == modality) & (table["chosen"] == "yes")]
+    if len(rows) != 1:
+        raise FacemorphicError(f"{sweep_table_path}: no chosen lambda for model {model!r} on {modality!r}")
+    return float(rows["lambda_alpha"].iloc[0])
+
+
 def evaluate_runs(run_dirs, tables_dir: str | Path, figures_dir: str | Path | None = None,
-                  split: str = "test") -> dict:
+                  split: str = "test", data_source: str = "unstated", sweep_run_dirs=()) -> dict:
     """Write ``{tables_dir}/table{2..5}_*.csv``, ``runs.csv`` (per-run scores) and ``predictions.csv`` (every
-    run's scored recordings), and the ``confusion_{experiment}.png`` figures."""
+    run's scored recordings), and the ``confusion_{experiment}.png`` figures; with ``sweep_run_dirs``, also
+    ``table_lambda_sweep.csv`` from those runs' validation predictions (validation recordings carved from the
+    training split).
+
+    The files depend only on the runs' contents: rows are sorted, the bootstrap is seeded, floats are
+    written with four decimals, so the same runs give byte-identical tables whatever their order.
+    """
+    run_dirs = list(run_dirs)
     runs, predictions = load_runs(run_dirs, split)
     if runs.empty:
-        raise FacemorphicError(f"no run with {split} predictions among {len(list(run_dirs))} run folders")
-    tables = build_tables(runs, predictions)
-    tables["predictions"] = per_run_predictions(runs, predictions)
+        raise FacemorphicError(f"no run with {split} predictions among {len(run_dirs)} run folders")
+    tables = build_tables(runs, predictions, data_source)
+    tables["predictions"] = per_run_predictions(runs.sort_values(["experiment", "seed", "run"]), predictions)
+    sweep_run_dirs = list(sweep_run_dirs)
+    if sweep_run_dirs:
+        tables["table_lambda_sweep"] = sweep_table(sweep_run_dirs)
     for name, table in tables.items():
         write_csv_atomic(table, Path(tables_dir) / f"{name}.csv", float_format="%.4f")
     if figures_dir is not None:

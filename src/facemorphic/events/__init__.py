@@ -14,7 +14,16 @@ decoder fused with frame accumulation (:mod:`.frames`); evt3 and evlib are test-
 The formats follow Prophesee's public "EVT 3.0 Format" and "EVT 2.0 Format" pages.
 """
 
-from .raw import EVENT_DTYPE, TRIGGER_DTYPE, Chunk, RawInfo, RawReader, probe_raw, read_events, read_window
+from __future__ import annotations
 
-__all__ = ["EVENT_DTYPE", "TRIGGER_DTYPE", "Chunk", "RawInfo", "RawReader", "probe_raw", "read_events",
-           "read_window"]
+from .._lazy import lazy_exports
+
+#: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
+_EXPORTS = {name: module for module, names in {
+    ".raw": ("EVENT_DTYPE", "TRIGGER_DTYPE", "Chunk", "RawInfo", "RawReader", "probe_raw", "read_events",
+             "read_window"),
+    ".triggers": ("read_trigger_edges", "sync_to_triggers"),
+    ".frames": ("event_frame_size",),
+}.items() for name in names}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

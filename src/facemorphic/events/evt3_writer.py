@@ -1,8 +1,9 @@
-"""EVT 3.0 encoder: write event streams as Prophesee RAW files that every EVT 3.0 decoder reads exactly.
+"""EVT 3.0 encoder: write event streams as Prophesee RAW files that the Metavision SDK decodes exactly.
 
-Written from Prophesee's public "EVT 3.0 Format" page (no existing encoder fitted: evt3 and evlib only
-decode, and faery's writer uses a word layout that the Metavision SDK decoded only partly). The words
-are the ones a real sensor emits:
+Written from Prophesee's public "EVT 3.0 Format" page and the rules of OpenEB's HAL decoder
+(``hal/cpp/include/metavision/hal/decoders/evt3/evt3_decoder.h``; no existing encoder fitted: evt3 and
+evlib only decode, and faery's writer uses a word layout that the Metavision SDK decoded only partly).
+The words, and the way they are grouped, are the ones a real sensor emits:
 
 * ``EVT_TIME_HIGH`` for *every* 4096 us step from the first event's time on, the way a camera emits one
   per period even when idle. Consecutive time-high words never jump, so every decoder's 24-bit
@@ -11,14 +12,23 @@ are the ones a real sensor emits:
 * ``EVT_TIME_LOW`` whenever the lower 12 bits change, and after every ``TIME_HIGH`` before the next
   event (so decoders that do not reset the low part on a new time high still agree);
 * ``EVT_ADDR_Y`` when the row changes;
-* a run of consecutive events (in input order) with the same time, row and polarity and increasing x
-  becomes ``VECT_BASE_X`` followed by ``VECT_12`` / ``VECT_8`` masks (``VECT_8`` when the remaining
-  events of the run fit in 8 columns), as the sensor's vectorised readout does; a lone event is one
-  ``EVT_ADDR_X``;
+* vectors only as whole groups ``VECT_BASE_X, VECT_12, VECT_12, VECT_8`` covering the 32 pixels of a
+  32-pixel-aligned block (zero masks allowed), a group for the next block chained directly after the
+  previous ``VECT_8`` without a new base: the HAL reads a ``VECT_12`` as the start of such a group
+  (it takes the next two words as masks whatever they are, and advances the base by 32), drops a lone
+  ``VECT_8``, and drops a group whose block passes the sensor width. A Gen4.1 sensor emits only
+  this (every base is 32-aligned, every group complete, up to three chained). A block becomes a group
+  only when that takes fewer words than one ``EVT_ADDR_X`` per event (at least
+  :data:`MIN_VECTOR_EVENTS` events, :data:`MIN_CHAINED_VECTOR_EVENTS` when chained), and only for events
+  that are consecutive in the input with the same time, row and polarity and increasing x, because a
+  group decodes in increasing x; every other event is one ``EVT_ADDR_X``;
 * external triggers as ``EXT_TRIGGER`` words at their time.
 
-Decoding the output gives back exactly the input events, in the input order (tests check this with
-the project's reader, evt3 and evlib). Events must be sorted by time (non-decreasing).
+The header carries ``% facemorphic_evt3_writer <WRITER_VERSION>`` (:func:`read_writer_version`) so
+files from the first writer, whose ``BASE,8`` / ``BASE,12`` groups the HAL misread, are recognisable
+(they have no such line). Decoding the output gives back exactly the input events, in the input order
+(tests check this with the project's reader, evt3, evlib and a decoder following the HAL's rules).
+Events must be sorted by time (non-decreasing).
 """
 
 from __future__ import annotations
@@ -28,12 +38,22 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
+from ..errors import InputFileError
 from ..fileio import atomic_path
-from .raw import EVENT_DTYPE, TRIGGER_DTYPE
+from .raw import EVENT_DTYPE, TRIGGER_DTYPE, RawReader
 
 #: Largest sensor the format can address (11-bit coordinates).
 MAX_SENSOR_SIDE = 2048
 _TIME_LOOP = 1 << 24
+#: Version written in the ``% facemorphic_evt3_writer`` header line; 2 = whole 32-pixel vector groups.
+WRITER_VERSION = 2
+_VERSION_KEY = "facemorphic_evt3_writer"
+#: Pixels covered by one ``VECT_BASE_X, VECT_12, VECT_12, VECT_8`` group (12 + 12 + 8).
+VECTOR_SPAN = 32
+#: Fewest events of one block written as a new group: its 4 words are then fewer than one ADDR_X per event.
+MIN_VECTOR_EVENTS = 5
+#: Fewest events of one block written as a group chained after the previous block's group (3 words).
+MIN_CHAINED_VECTOR_EVENTS = 4
 
 # Encoder state indices.
 _E_TH = 0  # absolute time-high step (t >> 12) last written, -1 before the first
@@ -67,7 +87,7 @@ def _advance_time(out, n, state, t):
 
 
 @nb.njit(cache=True, nogil=True)
-def _encode(ev_t, ev_x, ev_y, ev_p, tr_t, tr_id, tr_p, state, out):
+def _encode(ev_t, ev_x, ev_y, ev_p, tr_t, tr_id, tr_p, width, state, out):
     """Encode sorted events and triggers into ``out`` (uint16); return the number of words."""
     n = 0
     i = 0
@@ -89,43 +109,58 @@ def _encode(ev_t, ev_x, ev_y, ev_p, tr_t, tr_id, tr_p, state, out):
             out[n] = y & 0x7FF
             n += 1
             state[_E_Y] = y
-        # the run of events sharing (t, y, p) with strictly increasing x
+        # the run of events sharing (t, y, p) with strictly increasing x, cut into aligned 32-px blocks
         end = i + 1
         while end < n_ev and ev_t[end] == t and ev_y[end] == y and ev_p[end] == p and ev_x[end] > ev_x[end - 1]:
             end += 1
+        chain_base = np.int64(-1)  # x the HAL's base has advanced to after this run's last group, -1 if none
         k = i
         while k < end:
-            x0 = np.int64(ev_x[k])
-            if k + 1 >= end or np.int64(ev_x[k + 1]) >= x0 + 12:
-                out[n] = 0x2000 | (p << 11) | x0
-                n += 1
-                k += 1
-                continue
-            out[n] = 0x3000 | (p << 11) | x0
-            n += 1
-            base = x0
-            while k < end and np.int64(ev_x[k]) < base + 12:
-                mask = 0
-                last = k
-                while last < end and np.int64(ev_x[last]) < base + 12:
-                    mask |= 1 << (np.int64(ev_x[last]) - base)
-                    last += 1
-                if mask < 256:
-                    out[n] = 0x5000 | mask
-                    base += 8
-                else:
-                    out[n] = 0x4000 | mask
-                    base += 12
-                n += 1
-                while k < end and np.int64(ev_x[k]) < base:
-                    k += 1
+            base = np.int64(ev_x[k]) & ~np.int64(VECTOR_SPAN - 1)
+            stop = k + 1
+            while stop < end and np.int64(ev_x[stop]) < base + VECTOR_SPAN:
+                stop += 1
+            chained = base == chain_base
+            worth_a_group = stop - k >= (MIN_CHAINED_VECTOR_EVENTS if chained else MIN_VECTOR_EVENTS)
+            if worth_a_group and base + VECTOR_SPAN <= width:
+                if not chained:
+                    out[n] = 0x3000 | (p << 11) | base
+                    n += 1
+                mask = np.int64(0)
+                for m in range(k, stop):
+                    mask |= np.int64(1) << (np.int64(ev_x[m]) - base)
+                out[n] = 0x4000 | (mask & 0xFFF)
+                out[n + 1] = 0x4000 | ((mask >> 12) & 0xFFF)
+                out[n + 2] = 0x5000 | ((mask >> 24) & 0xFF)
+                n += 3
+                chain_base = base + VECTOR_SPAN
+            else:
+                for m in range(k, stop):
+                    out[n] = 0x2000 | (p << 11) | ev_x[m]
+                    n += 1
+                chain_base = -1
+            k = stop
         i = end
     return n
 
 
 def _header(width: int, height: int) -> bytes:
     return (f"% evt 3.0\n% format EVT3;height={height};width={width}\n% geometry {width}x{height}\n"
-            f"% integrator_name facemorphic\n% end\n").encode("ascii")
+            f"% integrator_name facemorphic\n% {_VERSION_KEY} {WRITER_VERSION}\n% end\n").encode("ascii")
+
+
+def read_writer_version(path: str | Path) -> int | None:
+    """Version of the facemorphic writer that wrote the RAW file at ``path``, from its header.
+
+    None for files written by anything else, and for files of the first writer (version 1, before the
+    header line existed), whose vector words the Metavision SDK misreads; re-encode those.
+    """
+    value = RawReader(path).header.get(_VERSION_KEY)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InputFileError(path, f"header line '% {_VERSION_KEY} {value}' holds no integer version")
+    return int(value)
 
 
 class Evt3Writer:
@@ -177,7 +212,7 @@ class Evt3Writer:
         capacity = int((t_max >> 12) - th_from + 2 + 4 * len(ev_t) + 3 * len(tr_t) + 16)
         out = np.empty(capacity, dtype=np.uint16)
         n = _encode(ev_t, ev_x, ev_y, ev_p, tr_t, np.ascontiguousarray(triggers["id"], dtype=np.int64),
-                    np.ascontiguousarray(triggers["p"], dtype=np.int64), self._state, out)
+                    np.ascontiguousarray(triggers["p"], dtype=np.int64), self.width, self._state, out)
         self._fh.write(out[:n].astype("<u2", copy=False).tobytes())
         self._last_t = int(t_max)
         self.n_events += len(ev_t)
@@ -213,4 +248,4 @@ def write_evt3(path: str | Path, events: np.ndarray, width: int, height: int,
             writer.write(part, triggers[(triggers["t"] >= t_lo) & (triggers["t"] < t_hi)])
 
 
-__all__ = ["EVENT_DTYPE", "Evt3Writer", "write_evt3"]
+__all__ = ["EVENT_DTYPE", "WRITER_VERSION", "Evt3Writer", "read_writer_version", "write_evt3"]

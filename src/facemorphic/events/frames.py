@@ -23,6 +23,7 @@ import numba as nb
 from numba.cpython.unsafe.numbers import trailing_zeros
 import numpy as np
 
+from ..errors import FacemorphicError
 from . import _kernels
 from ._kernels import S_BASE_X, S_OUTSIDE, S_POL, S_TIME, S_TIME_BASE, S_TIME_SET, S_Y
 from .alignment import FrameWindows
@@ -201,6 +202,33 @@ def decode_evt3_periodic(words, state, width, height, xmap, ymap, starts, visibl
         fcur[F_LAST_T] = last_t
     fcur[F_LATE] = late
     return i
+
+
+def event_frame_size(sensor_size: tuple[int, int], width: int, height: int) -> tuple[int, int]:
+    """Event-frame size ``(W, H)`` that keeps the sensor's aspect ratio (issue: 4:3 sensors were squashed).
+
+    ``width, height = 0, 0``: the sensor size. ``height = 0``: ``W = width`` and ``H`` the nearest integer
+    to ``width * sensor_h / sensor_w`` (320 wide: 320x240 for 640x480, 320x180 for 1280x720). Both set:
+    used as given when one side is within 1 px of the side derived from the other (integer sizes cannot
+    always keep a ratio exactly), else a :class:`FacemorphicError` naming both sizes, because scaling x
+    and y differently would silently distort the faces.
+    """
+    sensor_w, sensor_h = (int(v) for v in sensor_size)
+    if sensor_w <= 0 or sensor_h <= 0:
+        raise FacemorphicError(f"sensor size unknown ({sensor_w}x{sensor_h}), cannot map events to frames")
+    if width == 0 and height == 0:
+        return sensor_w, sensor_h
+    if width <= 0:
+        raise FacemorphicError(f"event frame size {width}x{height}: a height needs a width")
+    derived_h = max(1, (2 * width * sensor_h + sensor_w) // (2 * sensor_w))
+    if height == 0:
+        return width, derived_h
+    derived_w = (2 * height * sensor_w + sensor_h) // (2 * sensor_h)
+    if abs(height - derived_h) > 1 and abs(width - derived_w) > 1:
+        raise FacemorphicError(
+            f"event frame size {width}x{height} does not keep the {sensor_w}x{sensor_h} sensor's aspect ratio "
+            f"(width {width} gives height {derived_h}); set height 0 to derive it from the width")
+    return width, height
 
 
 #: Slack between the time of an event and the decoder's time base, per format: a later event is never

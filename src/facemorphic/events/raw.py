@@ -98,8 +98,20 @@ def _sensor_from_names(header: dict[str, str]) -> tuple[int, int] | None:
     return None
 
 
+#: Longest '% key value' header line accepted (real ones are under 200 bytes); longer means not a header.
+MAX_HEADER_LINE_BYTES = 4096
+#: Largest header accepted (real ones are under 2 kB); reading stops there whatever the file holds.
+MAX_HEADER_BYTES = 1 << 20
+#: Largest sensor side a header may declare (EVT 2.0/3.0 addresses hold 11 bits; DAT 14).
+MAX_GEOMETRY_SIDE = 1 << 16
+
+
 def _read_header(path: Path, fh) -> tuple[dict[str, str], int]:
-    """Parse '% ' lines; return (key -> value, header length in bytes)."""
+    """Parse '% ' lines; return (key -> value, header length in bytes).
+
+    Reads are bounded (:data:`MAX_HEADER_LINE_BYTES` per line, :data:`MAX_HEADER_BYTES` in all): a file
+    whose first byte is '%' but holds no newline for gigabytes must be rejected, not read into memory.
+    """
     header: dict[str, str] = {}
     offset = 0
     while True:
@@ -107,10 +119,15 @@ def _read_header(path: Path, fh) -> tuple[dict[str, str], int]:
         if first != b"%":
             fh.seek(offset)
             break
-        line = first + fh.readline()
+        line = first + fh.readline(MAX_HEADER_LINE_BYTES)
+        if len(line) > MAX_HEADER_LINE_BYTES:
+            raise InputFileError(path, f"header line at byte {offset} is longer than {MAX_HEADER_LINE_BYTES} bytes "
+                                       "(not a RAW/DAT header)")
         if not line.endswith(b"\n"):
             raise InputFileError(path, "file ends inside its '%' header (truncated or not a RAW/DAT file)")
         offset += len(line)
+        if offset > MAX_HEADER_BYTES:
+            raise InputFileError(path, f"'%' header is longer than {MAX_HEADER_BYTES} bytes (not a RAW/DAT header)")
         text = line[1:].decode("latin-1").strip()
         if text == "end":
             break
@@ -118,6 +135,17 @@ def _read_header(path: Path, fh) -> tuple[dict[str, str], int]:
         if key:
             header[key] = value.strip() if key not in header else header[key]
     return header, offset
+
+
+def _sensor_side(path: Path, field: str, text: str) -> int:
+    """A width or height from the header, as a positive integer, or InputFileError naming the field."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit():
+        raise InputFileError(path, f"header field {field} = {text[:40]!r} is not a positive integer")
+    value = int(text)
+    if not 0 < value <= MAX_GEOMETRY_SIDE:
+        raise InputFileError(path, f"header field {field} = {value} is outside 1..{MAX_GEOMETRY_SIDE}")
+    return value
 
 
 def _parse_format(path: Path, header: dict[str, str]) -> tuple[str, int | None, int | None, str]:
@@ -128,8 +156,14 @@ def _parse_format(path: Path, header: dict[str, str]) -> tuple[str, int | None, 
         parts = header["format"].split(";")
         fmt = parts[0].strip().upper()
         opts = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        if "width" in opts and "height" in opts:
-            width, height, source = int(opts["width"]), int(opts["height"]), "format"
+        opts = {k.strip(): v for k, v in opts.items()}
+        if "width" in opts or "height" in opts:
+            if not ("width" in opts and "height" in opts):
+                raise InputFileError(path, "header field 'format' gives only one of width/height: "
+                                           f"{header['format']!r}")
+            width = _sensor_side(path, "'format' width", opts["width"])
+            height = _sensor_side(path, "'format' height", opts["height"])
+            source = "format"
     if "evt" in header:
         version = header["evt"].strip()
         fmt_from_evt = {"3.0": "EVT3", "2.0": "EVT2", "2.1": "EVT21", "4.0": "EVT4"}.get(version, f"evt {version}")
@@ -139,9 +173,12 @@ def _parse_format(path: Path, header: dict[str, str]) -> tuple[str, int | None, 
     if fmt not in FORMAT_WORD_BYTES:
         raise InputFileError(path, f"event format {fmt!r} is not supported (EVT 3.0, EVT 2.0 and DAT are)")
     if width is None and "geometry" in header:
-        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", header["geometry"])
-        if match:
-            width, height, source = int(match[1]), int(match[2]), "geometry"
+        match = re.fullmatch(r"\s*(\S+?)\s*x\s*(\S+)\s*", header["geometry"])
+        if not match:
+            raise InputFileError(path, f"header field 'geometry' = {header['geometry'][:40]!r} is not WIDTHxHEIGHT")
+        width = _sensor_side(path, "'geometry' width", match[1])
+        height = _sensor_side(path, "'geometry' height", match[2])
+        source = "geometry"
     return fmt, width, height, source
 
 
@@ -161,8 +198,9 @@ def _probe_header(path: Path) -> tuple[str, dict, int, int, int, str, int]:
             if type_size[1] != 8:
                 raise InputFileError(path, f"DAT event size {type_size[1]} is not supported (8-byte Event2D only)")
             offset += 2
-            width = int(header.get("Width", header.get("width", 0)) or 0)
-            height = int(header.get("Height", header.get("height", 0)) or 0)
+            width, height = (_sensor_side(path, f"'{key}'", header[key]) if header.get(key) else 0
+                             for key in [("Width" if "Width" in header else "width"),
+                                         ("Height" if "Height" in header else "height")])
             source = "width/height" if width and height else "unknown (DAT without Width/Height)"
             return "DAT", header, offset, width, height, source, size
     fmt, width, height, source = _parse_format(path, header)

@@ -5,23 +5,27 @@ unchanged: a numba *accumulate* kernel that folds events into a per-window buffe
 that turns the buffer into ``uint8 [C, H, W]``. :func:`render` runs both on one window; tests compare it
 with slow, obvious pure-Python versions. Events outside ``[t0, t1)`` are ignored; polarity 0 is OFF, 1 ON.
 
+Each representation is one small frozen class holding only its own parameters (in parentheses below its name),
+registered by name in :data:`REPRESENTATIONS`; :func:`build_representation` takes a name and a whole
+``events`` config block and keeps the parameters the chosen class declares in its ``parameters``.
+
 =================  ==  ===========================================================================
-name               C   value
+name (parameters)  C   value
 =================  ==  ===========================================================================
 periodic_frame     3   Prophesee's periodic frame: background, or the colour of the polarity of the
                        *last* event (stream order) at the pixel; RGB channel order (OpenCV's frames are
-                       BGR). Palettes as in Metavision (``colors_impl.h``): ``dark`` (default),
+(palette)              BGR). Palettes as in Metavision (``colors_impl.h``): ``dark`` (default),
                        ``light``, ``coolwarm``; ``gray`` (C=1: background 128, ON 255, OFF 0).
 histogram          2   event counts per polarity (channel 0 OFF, 1 ON), saturating at 255.
 time_surface       2   per polarity, ``round(255 * exp(-(t1 - t_last) / tau))`` with ``t_last`` the
-                       newest event of that polarity at the pixel, 0 where there is none (HOTS, with
+(tau_us)               newest event of that polarity at the pixel, 0 where there is none (HOTS, with
                        the window end as reference time).
 voxel_grid         B   Zhu et al.'s voxel grid, ``V[b] = sum s_i max(0, 1 - |b - t*_i|)`` with
-                       ``t*_i = (B-1)(t_i - t0)/(t1 - t0)`` (window bounds, so the grid is a pure function
-                       of the window), ``s_i = +-1``; stored as ``clip(round(128 + scale * V), 0, 255)``,
-                       so ``V = (frame - 128) / scale`` (attrs ``value_offset`` / ``value_scale``).
+(bins)                 ``t*_i = (B-1)(t_i - t0)/(t1 - t0)`` (window bounds, so the grid is a pure function
+                       of the window), ``s_i = +-1``; stored as ``clip(round(128 + 16 V), 0, 255)``,
+                       so ``V = (frame - 128) / 16`` (attrs ``value_offset`` / ``value_scale``).
 tbr                1   Temporal Binary Representation (Innocenti et al. 2020): N <= 8 equal bins,
-                       ``b_i = 1`` if any event (either polarity) falls in bin i, value
+(bins)                 ``b_i = 1`` if any event (either polarity) falls in bin i, value
                        ``sum b_i 2^i``: bin 0 (oldest) is the least significant bit, the newest bin the
                        most significant one.
 =================  ==  ===========================================================================
@@ -37,9 +41,12 @@ Width and height scale independently; keep the sensor's aspect ratio in the conf
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numba as nb
 import numpy as np
+
+from ..errors import FacemorphicError
 
 #: Palettes as (background, OFF, ON) RGB triplets; index = stored code (0 none, 1 OFF, 2 ON).
 PALETTES = {
@@ -50,7 +57,6 @@ PALETTES = {
 }
 
 MODE_PERIODIC, MODE_HISTOGRAM, MODE_TIME_SURFACE, MODE_VOXEL, MODE_TBR = range(5)
-NAMES = ("periodic_frame", "histogram", "time_surface", "voxel_grid", "tbr")
 
 
 def coordinate_map(sensor_side: int, out_side: int) -> np.ndarray:
@@ -178,83 +184,204 @@ def accumulate(t, x, y, p, xmap, ymap, starts, visible, ends, k0, cursor, ring, 
     return _accumulate(t, x, y, p, xmap, ymap, starts, visible, ends, k0, cursor, u8, i64, f64, counts, mode)
 
 
-@dataclass(frozen=True)
 class Representation:
-    """One representation with its parameters; ``channels`` is C of the frames it produces."""
+    """What every representation offers the frame builder; one frozen subclass per representation.
 
-    name: str = "periodic_frame"
-    palette: str = "dark"  # periodic_frame
-    bins: int = 5  # voxel_grid B, tbr N
-    tau_us: float = 10000.0  # time_surface decay constant
-    voxel_scale: float = 16.0  # voxel_grid quantisation step per unit of V
+    A subclass holds only its own parameters (dataclass fields, named in ``parameters``) and checks them
+    in ``__post_init__``; ``channels`` is C of the frames it produces. The registry
+    :data:`REPRESENTATIONS` maps each ``name`` to its class, in the manner of tonic's transforms, so a
+    configuration block picks one by name and hands it only the parameters it declares
+    (:func:`build_representation`).
+    """
 
-    def __post_init__(self):
-        if self.name not in NAMES:
-            raise ValueError(f"unknown representation {self.name!r}; choose one of {', '.join(NAMES)}")
-        if self.palette not in PALETTES:
-            raise ValueError(f"unknown palette {self.palette!r}; choose one of {', '.join(PALETTES)}")
-        if self.name == "tbr" and not 1 <= self.bins <= 8:
-            raise ValueError("tbr needs 1..8 bins (one uint8 per pixel)")
-        if self.name == "voxel_grid" and self.bins < 2:
-            raise ValueError("voxel_grid needs at least 2 bins")
-        if self.tau_us <= 0:
-            raise ValueError("time_surface tau_us must be positive")
-
-    @property
-    def mode(self) -> int:
-        return NAMES.index(self.name)
+    name: ClassVar[str]
+    mode: ClassVar[int]
+    parameters: ClassVar[tuple[str, ...]] = ()
+    #: accumulation buffer: (depth A, dtype), see :meth:`new_ring`
+    ring_depth: ClassVar[int] = 1
+    ring_dtype: ClassVar[type] = np.uint8
 
     @property
     def channels(self) -> int:
-        if self.name == "periodic_frame":
-            return 1 if self.palette == "gray" else 3
-        return {"histogram": 2, "time_surface": 2, "voxel_grid": self.bins, "tbr": 1}[self.name]
+        raise NotImplementedError
+
+    def own_attrs(self) -> dict:
+        """Parameters that describe the stored values, besides the name."""
+        return {}
 
     def attrs(self) -> dict:
-        """Parameters that describe the stored values (written as HDF5 attributes)."""
-        extra = {
-            "periodic_frame": {"palette": self.palette, "channel_order": "RGB" if self.palette != "gray" else "gray"},
-            "histogram": {"channel_order": "OFF,ON", "saturation": 255},
-            "time_surface": {"channel_order": "OFF,ON", "tau_us": self.tau_us},
-            "voxel_grid": {"bins": self.bins, "value_offset": 128, "value_scale": self.voxel_scale},
-            "tbr": {"bins": self.bins, "bit_order": "bin 0 (oldest) = least significant bit"},
-        }[self.name]
-        return {"representation": self.name, **extra}
+        """Written as HDF5 attributes: the name, the parameters and how to read the stored values."""
+        return {"representation": self.name, **self.own_attrs()}
 
     def new_ring(self, n_slots: int, height: int, width: int) -> np.ndarray:
         """Zeroed accumulation buffer ``[n_slots, A, height, width]`` of the dtype the kernel needs."""
-        depth, dtype = {
-            "periodic_frame": (1, np.uint8),
-            "histogram": (2, np.int64),
-            "time_surface": (2, np.int64),
-            "voxel_grid": (self.bins, np.float64),
-            "tbr": (1, np.uint8),
-        }[self.name]
-        return np.zeros((n_slots, depth, height, width), dtype=dtype)
+        return np.zeros((n_slots, self.ring_depth, height, width), dtype=self.ring_dtype)
 
     def finalize(self, acc: np.ndarray, t0: int, t1: int) -> np.ndarray:
         """Accumulated buffer of one window ``[A, H, W]`` -> ``uint8 [C, H, W]``."""
-        if self.name == "periodic_frame":
-            return _paint(acc[0], np.array(PALETTES[self.palette], dtype=np.uint8))
-        if self.name == "histogram":
-            return np.minimum(acc, 255).astype(np.uint8)
-        if self.name == "time_surface":
-            age = (t1 - t0 + 1) - acc  # t1 - t_last, with acc = t_last - t0 + 1
-            value = np.rint(255.0 * np.exp(-age / self.tau_us))
-            return np.where(acc > 0, value, 0).astype(np.uint8)
-        if self.name == "voxel_grid":
-            return np.clip(np.rint(128.0 + self.voxel_scale * acc), 0, 255).astype(np.uint8)
-        return acc.astype(np.uint8)
+        raise NotImplementedError
 
     def cursor(self) -> np.ndarray:
         """Kernel cursor: [window cursor, late events, tbr bins]."""
+        return np.array([0, 0, 0], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class PeriodicFrame(Representation):
+    """Prophesee's periodic frame in one of the :data:`PALETTES` (``gray``: one channel)."""
+
+    palette: str = "dark"
+    name: ClassVar[str] = "periodic_frame"
+    mode: ClassVar[int] = MODE_PERIODIC
+    parameters: ClassVar[tuple[str, ...]] = ("palette",)
+
+    def __post_init__(self):
+        if self.palette not in PALETTES:
+            raise FacemorphicError(f"option 'palette': {self.palette!r} is not one of {list(PALETTES)}")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.palette == "gray" else 3
+
+    def own_attrs(self) -> dict:
+        return {"palette": self.palette, "channel_order": "gray" if self.palette == "gray" else "RGB"}
+
+    def finalize(self, acc, t0, t1):
+        return _paint(acc[0], np.array(PALETTES[self.palette], dtype=np.uint8))
+
+
+@dataclass(frozen=True)
+class Histogram(Representation):
+    """Event counts per polarity, saturating at 255; no parameters."""
+
+    name: ClassVar[str] = "histogram"
+    mode: ClassVar[int] = MODE_HISTOGRAM
+    ring_depth: ClassVar[int] = 2
+    ring_dtype: ClassVar[type] = np.int64
+
+    @property
+    def channels(self) -> int:
+        return 2
+
+    def own_attrs(self) -> dict:
+        return {"channel_order": "OFF,ON", "saturation": 255}
+
+    def finalize(self, acc, t0, t1):
+        return np.minimum(acc, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class TimeSurface(Representation):
+    """Exponentially decayed time of the newest event per polarity, decay constant ``tau_us``."""
+
+    tau_us: float = 10000.0
+    name: ClassVar[str] = "time_surface"
+    mode: ClassVar[int] = MODE_TIME_SURFACE
+    parameters: ClassVar[tuple[str, ...]] = ("tau_us",)
+    ring_depth: ClassVar[int] = 2
+    ring_dtype: ClassVar[type] = np.int64
+
+    def __post_init__(self):
+        if not self.tau_us > 0:
+            raise FacemorphicError(f"option 'tau_us': time_surface needs a positive decay constant, got {self.tau_us}")
+
+    @property
+    def channels(self) -> int:
+        return 2
+
+    def own_attrs(self) -> dict:
+        return {"channel_order": "OFF,ON", "tau_us": float(self.tau_us)}
+
+    def finalize(self, acc, t0, t1):
+        age = (t1 - t0 + 1) - acc  # t1 - t_last, with acc = t_last - t0 + 1
+        value = np.rint(255.0 * np.exp(-age / self.tau_us))
+        return np.where(acc > 0, value, 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class VoxelGrid(Representation):
+    """Zhu et al.'s voxel grid of ``bins`` temporal bins, stored as ``128 + VALUE_SCALE * V``.
+
+    The scale is fixed rather than an option: 16 steps per unit of V keeps up to about +-8 net events
+    per bin and pixel before clipping, and the stored attrs (``value_offset``, ``value_scale``) say how to
+    get V back, so nothing downstream depends on the constant.
+    """
+
+    bins: int = 5
+    name: ClassVar[str] = "voxel_grid"
+    mode: ClassVar[int] = MODE_VOXEL
+    parameters: ClassVar[tuple[str, ...]] = ("bins",)
+    ring_dtype: ClassVar[type] = np.float64
+    VALUE_SCALE: ClassVar[float] = 16.0
+
+    def __post_init__(self):
+        if self.bins < 2:
+            raise FacemorphicError(f"option 'bins': voxel_grid needs at least 2 bins, got {self.bins}")
+
+    @property
+    def channels(self) -> int:
+        return self.bins
+
+    @property
+    def ring_depth(self) -> int:  # type: ignore[override]
+        return self.bins
+
+    def own_attrs(self) -> dict:
+        return {"bins": self.bins, "value_offset": 128, "value_scale": self.VALUE_SCALE}
+
+    def finalize(self, acc, t0, t1):
+        return np.clip(np.rint(128.0 + self.VALUE_SCALE * acc), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Tbr(Representation):
+    """Temporal Binary Representation of ``bins`` <= 8 bins, one bit each in a uint8."""
+
+    bins: int = 5
+    name: ClassVar[str] = "tbr"
+    mode: ClassVar[int] = MODE_TBR
+    parameters: ClassVar[tuple[str, ...]] = ("bins",)
+
+    def __post_init__(self):
+        if not 1 <= self.bins <= 8:
+            raise FacemorphicError(f"option 'bins': tbr needs 1..8 bins (one uint8 per pixel), got {self.bins}")
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    def own_attrs(self) -> dict:
+        return {"bins": self.bins, "bit_order": "bin 0 (oldest) = least significant bit"}
+
+    def finalize(self, acc, t0, t1):
+        return acc.astype(np.uint8)
+
+    def cursor(self) -> np.ndarray:
         return np.array([0, 0, self.bins], dtype=np.int64)
+
+
+#: name -> class; the order is the kernel's mode numbering
+REPRESENTATIONS: dict[str, type[Representation]] = {
+    cls.name: cls for cls in (PeriodicFrame, Histogram, TimeSurface, VoxelGrid, Tbr)}
+
+
+def build_representation(name: str, **block) -> Representation:
+    """The representation ``name`` with the parameters it declares taken from ``block`` (others ignored).
+
+    ``block`` is typically a whole ``events`` config block; a parameter the block lacks keeps the
+    class default. Unknown names and bad values are :class:`FacemorphicError`\\ s naming the option.
+    """
+    if name not in REPRESENTATIONS:
+        raise FacemorphicError(f"option 'representation': {name!r} is not one of {list(REPRESENTATIONS)}")
+    cls = REPRESENTATIONS[name]
+    return cls(**{key: block[key] for key in cls.parameters if key in block})
 
 
 def render(rep: Representation | str, events: np.ndarray, t0: int, t1: int,
            sensor_size: tuple[int, int], size: tuple[int, int] | None = None) -> np.ndarray:
-    """Render the events of ``[t0, t1)`` as ``uint8 [C, H, W]`` at ``size`` = (W, H) (default sensor size)."""
-    rep = Representation(rep) if isinstance(rep, str) else rep
+    """Render the events of ``[t0, t1)`` as ``uint8 [C, H, W]`` at ``size`` = (W, H) (default sensor size);
+    ``rep`` is a representation or the name of one with its default parameters."""
+    rep = build_representation(rep) if isinstance(rep, str) else rep
     if not t1 > t0:
         raise ValueError(f"empty window [{t0}, {t1})")
     width, height = size or sensor_size

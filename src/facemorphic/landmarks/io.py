@@ -1,4 +1,5 @@
-"""Write landmark tracks: one HDF5 group per recording (DESIGN.md contract) or one CSV per input.
+"""The landmarks file ``results/landmarks/{user}.h5``: writer and the one reader every stage uses
+(docs/ARCHITECTURE.md, landmarks file); and the per-input CSV.
 
 HDF5 group ``{recording_id}``: ``landmarks`` float32 ``[T, 68, 3]`` (iBUG-68, pixels, NaN where invalid;
 z is 0 for 2D backends), ``bbox`` float32 ``[T, 4]`` (x1, y1, x2, y2: tight box of the landmarks),
@@ -14,11 +15,15 @@ valid, interpolated, score, box_x1, box_y1, box_x2, box_y2, x0..x67, y0..y67, z0
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
 import pandas as pd
 
+from ..errors import InputFileError
+from ..fileio import open_hdf5_for_reading
 from .tracking import LandmarkTrack
 
 FRAME_CHUNK = 256
@@ -39,8 +44,49 @@ def write_track_group(handle: h5py.File, recording_id: str, track: LandmarkTrack
 
 
 def read_track_group(group: h5py.Group) -> LandmarkTrack:
-    """Read a group written by :func:`write_track_group` back into a :class:`LandmarkTrack`."""
-    return LandmarkTrack(**{name: group[name][()] for name in TRACK_FIELDS})
+    """Read a group written by :func:`write_track_group` back into a :class:`LandmarkTrack`.
+
+    A missing dataset or a shape that is not the contract's is an :class:`InputFileError` naming the file
+    and the group.
+    """
+    path, name = group.file.filename, group.name.lstrip("/")
+    missing = [field for field in TRACK_FIELDS if field not in group]
+    if missing:
+        raise InputFileError(path, f"{name} lacks {', '.join(missing)} (not written by the landmarks stage)")
+    track = LandmarkTrack(**{field: group[field][()] for field in TRACK_FIELDS})
+    n_frames = len(track.landmarks)
+    if track.landmarks.ndim != 3 or track.landmarks.shape[1:] != (68, 3):
+        raise InputFileError(path, f"{name}/landmarks has shape {track.landmarks.shape}, expected [T, 68, 3]")
+    expected = {"bbox": (n_frames, 4), "score": (n_frames,), "valid": (n_frames,), "interpolated": (n_frames,),
+                "detected": (n_frames,), "decoded": (n_frames,), "time_s": (n_frames,)}
+    for field, shape in expected.items():
+        if getattr(track, field).shape != shape:
+            raise InputFileError(path, f"{name}/{field} has shape {getattr(track, field).shape}, expected {shape}")
+    track.valid = track.valid.astype(bool)
+    return track
+
+
+def open_landmarks_file(path: str | Path) -> h5py.File:
+    """Open a landmarks file for reading; a missing or unreadable file is an :class:`InputFileError`."""
+    return open_hdf5_for_reading(path, "landmarks file")
+
+
+def iter_landmark_tracks(path: str | Path) -> Iterator[tuple[str, LandmarkTrack]]:
+    """``(recording_id, track)`` for every recording of a landmarks file, in recording-id order."""
+    with open_landmarks_file(path) as handle:
+        for name in sorted(handle):
+            yield name, read_track_group(handle[name])
+
+
+def read_landmark_track(path: str | Path, recording_id: str) -> LandmarkTrack:
+    """The track of one recording of a landmarks file."""
+    with open_landmarks_file(path) as handle:
+        if recording_id not in handle:
+            failures = json.loads(handle.attrs.get("failures", "{}"))
+            reason = f" (the landmarks stage failed on it: {failures[recording_id]})" if recording_id in failures \
+                else ""
+            raise InputFileError(path, f"no group for recording {recording_id}{reason}")
+        return read_track_group(handle[recording_id])
 
 
 def track_table(track: LandmarkTrack) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..dataset.manifest import read_manifest
-from ..errors import FacemorphicError, InputFileError
+from ..errors import FacemorphicError
 from ..fileio import atomic_path
 from ..video.reader import open_rgb
 from .backends import LandmarkBackend
@@ -68,6 +68,7 @@ def landmark_stream(backend: LandmarkBackend, path: str | Path, options: TrackOp
         "n_frames_decoded": int(track.decoded.sum()),
         "n_frames_with_face": n_found,
         "n_frames_interpolated": n_filled,
+        "n_decode_errors": int(reader.decode_errors),
         "problems": reader.problems,
     }
     log.info("%s: %d/%d frames with a face, %d interpolated, %d not decoded", path, n_found, n_frames,
@@ -76,11 +77,13 @@ def landmark_stream(backend: LandmarkBackend, path: str | Path, options: TrackOp
 
 
 def read_manifest_rows(path: str | Path, user: str | None = None) -> pd.DataFrame:
-    """The manifest rows (of ``user`` when given) with the columns this stage needs."""
-    table = read_manifest(path, MANIFEST_NEEDS, user)
-    if table.empty:
-        raise InputFileError(path, "manifest has no recordings" + (f" of user {user!r}" if user else ""))
-    return table
+    """The manifest rows (of ``user`` when given) with the columns this stage needs.
+
+    No rows is not an error: a user whose every recording was rejected at ingest gets an empty landmarks
+    file (no groups), which the later stages accept, so one such user never stops the pipeline.
+    """
+    table = read_manifest(path, MANIFEST_NEEDS)
+    return table if user is None else table[table["user"] == user]
 
 
 def landmark_manifest(rows: pd.DataFrame, out: str | Path, backend_name: str,
@@ -90,8 +93,8 @@ def landmark_manifest(rows: pd.DataFrame, out: str | Path, backend_name: str,
 
     ``backend`` is the image backend, or None with ``backend_name == "truth"`` (then ``truth_root`` is
     required). A recording that cannot be read is logged as an error and recorded in the root attribute
-    ``failures`` (JSON ``{recording_id: reason}``); the others are written. If every recording fails,
-    nothing is written and :class:`FacemorphicError` lists the reasons.
+    ``failures`` (JSON ``{recording_id: reason}``); the others are written. If every recording of a non-empty
+    manifest fails, nothing is written and :class:`FacemorphicError` lists the reasons.
     """
     failures: dict[str, str] = {}
     landmarks_type = "2D" if backend is None else backend.landmarks_type
@@ -120,6 +123,6 @@ def landmark_manifest(rows: pd.DataFrame, out: str | Path, backend_name: str,
                          smooth=options.smooth)
             write_track_group(handle, row.recording_id, track, attrs)
         handle.attrs["failures"] = json.dumps(failures)
-        if len(failures) == len(rows):
+        if len(rows) and len(failures) == len(rows):
             raise FacemorphicError(f"{out}: every recording failed: " + "; ".join(failures.values()))
     return failures

@@ -6,24 +6,17 @@ Frames go in as uint8 ``[B, L, 3, H, W]``; each model converts and normalises th
 loader moves compact uint8 tensors and a cached-feature path sees exactly what the full model sees.
 """
 
-from .backbones import RESNET18_WEIGHTS_FILE, build_resnet18_trunk, find_resnet18_weights
-from .coefficients import CoefficientLSTM, CoefficientTransformer
-from .factory import FRAME_MODELS, MODEL_INPUTS, MODEL_NAMES, build_model
-from .i3d import InceptionI3d, I3DClassifier
-from .sequence import ResNet18LSTM, ResNet18Transformer
+from __future__ import annotations
 
-__all__ = [
-    "RESNET18_WEIGHTS_FILE",
-    "build_resnet18_trunk",
-    "find_resnet18_weights",
-    "CoefficientLSTM",
-    "CoefficientTransformer",
-    "FRAME_MODELS",
-    "MODEL_INPUTS",
-    "MODEL_NAMES",
-    "build_model",
-    "InceptionI3d",
-    "I3DClassifier",
-    "ResNet18LSTM",
-    "ResNet18Transformer",
-]
+from .._lazy import lazy_exports
+
+#: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
+_EXPORTS = {name: module for module, names in {
+    ".backbones": ("RESNET18_WEIGHTS_FILE", "build_resnet18_trunk", "find_resnet18_weights"),
+    ".coefficients": ("CoefficientLSTM", "CoefficientTransformer"),
+    ".factory": ("FRAME_MODELS", "MODEL_INPUTS", "MODEL_NAMES", "build_model"),
+    ".i3d": ("InceptionI3d", "I3DClassifier"),
+    ".sequence": ("ResNet18LSTM", "ResNet18Transformer"),
+}.items() for name in names}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

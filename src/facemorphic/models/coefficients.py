@@ -2,7 +2,9 @@
 
 They see no pixels: the input is the per-frame sequence of fitted 3DMM AU coefficients ``[B, L, K]``
 with its validity mask ``[B, L]`` (frames without a face fit). Invalid frames are zeroed and, for the
-Transformer, masked out of attention; the LSTM reads the zeros (a fit gap carries no coefficients).
+Transformer, masked out of attention; the LSTM reads the zeros (a fit gap carries no coefficients). The
+LSTM reads the raw coefficients, as in the paper's Table 2: normalising each frame's 32 values would
+throw away their magnitude, i.e. how strongly the AU is expressed.
 They return ``(logits, None)``: no per-frame regression, so their loss is the cross-entropy alone.
 """
 
@@ -51,18 +53,17 @@ class CoefficientTransformer(nn.Module):
 
 
 class CoefficientLSTM(nn.Module):
-    """One LSTM layer with 256 hidden units over the coefficient sequence; the final state is classified."""
+    """One LSTM layer with 256 hidden units over the raw coefficient sequence; the final state is classified."""
 
     frozen_backbone = False
     backbone_name = "none"
 
     def __init__(self, n_coefficients: int = 32, n_classes: int = 24, hidden: int = 256):
         super().__init__()
-        self.norm = nn.LayerNorm(n_coefficients)
         self.lstm = nn.LSTM(n_coefficients, hidden, num_layers=1, batch_first=True)
         self.classifier = nn.Linear(hidden, n_classes)
 
     def forward(self, coefficients: torch.Tensor, valid: torch.Tensor):
-        x = self.norm(coefficients.float()) * valid.unsqueeze(-1).float()
+        x = coefficients.float() * valid.unsqueeze(-1).float()
         _, (hidden, _) = self.lstm(x)
         return self.classifier(hidden[-1]), None

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-#: model name -> the input it reads ("frames" or "coefficients")
-MODEL_INPUTS = {
-    "resnet18_lstm": "frames",
-    "resnet18_transformer": "frames",
-    "i3d": "frames",
-    "coeff_transformer": "coefficients",
-    "coeff_lstm": "coefficients",
-}
+from .. import MODEL_INPUTS
+
 MODEL_NAMES = tuple(MODEL_INPUTS)
 FRAME_MODELS = tuple(name for name, kind in MODEL_INPUTS.items() if kind == "frames")
 

@@ -11,9 +11,10 @@ MaxPool3d_2a_3x3 64,38,56,56; Conv3d_2c_3x3 192,38,56,56; MaxPool3d_3a_3x3 192,3
 Mixed_5c 1024,10,7,7. The original's fixed 2x7x7 average pool is replaced by adaptive average pooling so
 that small inputs (112 x 112, the synthetic data's 32 x 32) work.
 
-:class:`I3DClassifier` is the paper's use of it: the clip (pixels scaled to [-1, 1], RGB) becomes a
-256-d feature, read by a classification head (24 AUs) and a regression head that outputs all
-L x 32 per-frame coefficients at once.
+:class:`I3DClassifier` is the paper's use of it: the clip (pixels scaled to [-1, 1], RGB) becomes the
+1024-d average-pooled Mixed_5c feature, read by the paper's two heads, each FC 128 -> ReLU -> output as
+in the ResNet-18 models: classification (24 AUs) and regression of all L x 32 per-frame coefficients at
+once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputFileError
+from .sequence import head
 
 log = logging.getLogger(__name__)
 
@@ -169,27 +171,26 @@ class InceptionI3d(nn.Module):
 
 
 class I3DClassifier(nn.Module):
-    """I3D trunk -> adaptive average pool -> 256-d clip feature -> AU logits and L x K coefficients.
+    """I3D trunk -> adaptive average pool -> 1024-d clip feature -> two FC 128 heads: AU logits, L x K alpha.
 
-    ``clip_length`` is fixed at construction because the regression head predicts all L x K values in one
-    linear layer, as in the paper. The whole network is trained (no frozen backbone, no feature cache).
+    ``clip_length`` is fixed at construction because the regression head predicts all L x K values at
+    once, as in the paper. The whole network is trained (no frozen backbone, no feature cache).
     """
 
     frozen_backbone = False
     backbone_name = "i3d"
 
-    def __init__(self, clip_length: int, n_classes: int = 24, n_coefficients: int = 32, feature_dim: int = 256,
-                 dropout: float = 0.5, weights_path: str | Path | None = None):
+    def __init__(self, clip_length: int, n_classes: int = 24, n_coefficients: int = 32, dropout: float = 0.5,
+                 weights_path: str | Path | None = None):
         super().__init__()
         self.clip_length, self.n_coefficients = clip_length, n_coefficients
         self.trunk = InceptionI3d()
         if weights_path:
             self.trunk.load_kinetics_weights(weights_path)
         self.pool = nn.AdaptiveAvgPool3d(1)
-        self.embed = nn.Sequential(nn.Dropout(dropout), nn.Linear(InceptionI3d.out_channels, feature_dim),
-                                   nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(feature_dim, n_classes)
-        self.regressor = nn.Linear(feature_dim, clip_length * n_coefficients)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = head(InceptionI3d.out_channels, n_classes)
+        self.regressor = head(InceptionI3d.out_channels, clip_length * n_coefficients)
 
     def forward(self, frames: torch.Tensor):
         """uint8 frames ``[B, L, 3, H, W]`` -> (logits ``[B, 24]``, alpha ``[B, L, K]``)."""
@@ -197,7 +198,7 @@ class I3DClassifier(nn.Module):
         if length != self.clip_length:
             raise ValueError(f"I3D was built for clips of {self.clip_length} frames, got {length}")
         clip = (frames.float() * (2.0 / 255.0) - 1.0).permute(0, 2, 1, 3, 4)
-        feature = self.embed(self.pool(self.trunk(clip)).flatten(1))
+        feature = self.dropout(self.pool(self.trunk(clip)).flatten(1))
         alpha = self.regressor(feature).view(batch, self.clip_length, self.n_coefficients)
         return self.classifier(feature), alpha
 

@@ -28,9 +28,9 @@ def load_corpus(d3dfacs: str | os.PathLike, vocaset: str | os.PathLike | None = 
     return corpus
 
 
-def build_model(corpus: ScanCorpus, embedding: tuple[np.ndarray, np.ndarray],
+def learn_morphable_model(corpus: ScanCorpus, embedding: tuple[np.ndarray, np.ndarray],
                 template_mesh: tuple[np.ndarray, np.ndarray] | None = None, n_id: int | None = None,
-                n_au: int = 32, dl_alpha: float = 0.05, au_weight_mode: str = "mean_abs",
+                n_au: int = 32, sparsity: float = 0.05, au_weight_mode: str = "mean_abs",
                 positive_codes: bool = False, dl_max_iter: int = 200, seed: int = 0):
     """Learn both models; returns ``(model, au)`` where ``au`` keeps the training codes (for the figure)."""
     reference = None
@@ -45,7 +45,7 @@ def build_model(corpus: ScanCorpus, embedding: tuple[np.ndarray, np.ndarray],
     started = time.perf_counter()
     identity = learn_identity(corpus.neutral_vertices, n_id, reference)
     offsets = apex_offsets_in_frame(corpus, identity.template)
-    au = learn_au_dictionary(offsets, n_au, dl_alpha, au_weight_mode, positive_codes, dl_max_iter, seed)
+    au = learn_au_dictionary(offsets, n_au, sparsity, au_weight_mode, positive_codes, dl_max_iter, seed)
     landmark_faces, landmark_bary = embedding
     if int(landmark_faces.max()) >= len(faces):
         raise FacemorphicError(f"landmark embedding refers to face {int(landmark_faces.max())}, "
@@ -55,7 +55,7 @@ def build_model(corpus: ScanCorpus, embedding: tuple[np.ndarray, np.ndarray],
         id_basis=identity.basis, id_weights=identity.weights, au_basis=au.basis, au_weights=au.weights,
         attrs={
             "source": "learned", "n_neutrals": len(corpus.neutral_vertices),
-            "n_sequences": len(offsets), "au_lambda1": au.lambda1, "dl_alpha": dl_alpha,
+            "n_sequences": len(offsets), "au_lambda1": au.lambda1, "sparsity": sparsity,
             "au_weight_mode": au_weight_mode, "positive_codes": positive_codes, "seed": seed,
             "learning_seconds": time.perf_counter() - started,
         },

@@ -21,7 +21,7 @@ samples; SPAMS ``trainDL`` (mode=2, the solver of the Florence code) minimises t
 ``alpha == lambda1`` with ``lambda2 = 0``; scikit-learn's lasso coders divide alpha by the signal length
 internally and so solve the same per-signal problem. Because lambda1 carries the units of the offsets
 (FLAME is in metres, the Florence models in mm), it is set here relative to the data:
-``lambda1 = dl_alpha * rms_i ||x_i||``, and the absolute value is stored in the model file
+``lambda1 = sparsity * rms_i ||x_i||``, and the absolute value is stored in the model file
 (``au_lambda1``). The papers do not report their lambda1; SLC's SPAMS call uses lambda1 = 1 on mm data.
 """
 
@@ -123,7 +123,7 @@ def _span_coordinates(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return eigvec[:, keep] * singular, row_space
 
 
-def learn_au_dictionary(offsets: np.ndarray, n_atoms: int = 32, dl_alpha: float = 0.05,
+def learn_au_dictionary(offsets: np.ndarray, n_atoms: int = 32, sparsity: float = 0.05,
                         weight_mode: str = "mean_abs", positive_codes: bool = False,
                         max_iter: int = 200, seed: int = 0) -> AUModel:
     """DL-3DMM AU dictionary of offsets ``[E, 3N]`` (see the module docstring for the objective)."""
@@ -141,11 +141,11 @@ def learn_au_dictionary(offsets: np.ndarray, n_atoms: int = 32, dl_alpha: float 
     # the row space of X, and V is an isometry, so learning on the r coordinates U S and mapping the atoms
     # back with V^T solves the same problem exactly, r instead of 3N features per signal.
     scale = float(np.sqrt(np.mean(np.sum(offsets**2, axis=1))))
-    lambda1 = dl_alpha * scale
+    lambda1 = sparsity * scale
     coords, row_space = _span_coordinates(offsets / scale)
     started = time.perf_counter()
     learner = DictionaryLearning(
-        n_components=n_atoms, alpha=dl_alpha, max_iter=max_iter, tol=1e-6, fit_algorithm="cd",
+        n_components=n_atoms, alpha=sparsity, max_iter=max_iter, tol=1e-6, fit_algorithm="cd",
         positive_code=positive_codes, random_state=seed,
     )
     with warnings.catch_warnings(record=True) as caught:
@@ -160,7 +160,7 @@ def learn_au_dictionary(offsets: np.ndarray, n_atoms: int = 32, dl_alpha: float 
     norms = np.linalg.norm(reduced, axis=1)
     used = norms > 1e-12
     reduced[used] /= norms[used, None]
-    codes = scale * sparse_encode(coords, reduced, algorithm="lasso_lars", alpha=dl_alpha, positive=positive_codes)
+    codes = scale * sparse_encode(coords, reduced, algorithm="lasso_lars", alpha=sparsity, positive=positive_codes)
     atoms = reduced @ row_space  # [K, 3N], unit norm (orthonormal rows)
     weights = np.abs(codes).mean(axis=0) if weight_mode == "mean_abs" else codes.var(axis=0)
     log.info("AU dictionary: %d atoms from %d offsets in %.1f s (%d iterations, %d inner lasso caps), "

@@ -179,7 +179,7 @@ def vertex_landmark_embedding(vertex_idx: np.ndarray, faces: np.ndarray,
     return faces, landmark_faces, bary
 
 
-def _read_mat(path: Path) -> dict:
+def read_mat_variables(path: Path) -> dict:
     """Variables of a MATLAB file, v5 (scipy.io) or v7.3 (HDF5, transposed back to MATLAB's order)."""
     import scipy.io
 
@@ -212,7 +212,7 @@ def load_released_mat(path: str | os.PathLike,
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "released-basis .mat file not found")
-    mat = _read_mat(path)
+    mat = read_mat_variables(path)
     for key in ("Components", "Weights", "Components_e", "Weights_e", "landmarks_idx"):
         if key not in mat:
             raise InputFileError(path, f"missing variable {key!r} (authors' layout: Components/Weights, "

@@ -1,8 +1,15 @@
 """Training-ready shards: per AU recording, resized event and RGB frames, coefficients, label."""
 
-from .build import build_shards
-from .frames import read_rgb_frames, resize_frames, to_three_channels
-from .io import SHARD_FORMAT, ShardSample, list_samples, shard_files
+from __future__ import annotations
 
-__all__ = ["build_shards", "read_rgb_frames", "resize_frames", "to_three_channels", "SHARD_FORMAT",
-           "ShardSample", "list_samples", "shard_files"]
+from .._lazy import lazy_exports
+
+#: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
+_EXPORTS = {name: module for module, names in {
+    ".build": ("ShardsResult", "run_shards"),
+    ".frames": ("events_to_three_channels", "read_rgb_frames", "resize_frames", "to_three_channels"),
+    ".io": ("SHARD_FORMAT", "ShardSample", "list_samples", "shard_files"),
+    ".options": ("ShardsOptions",),
+}.items() for name in names}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,8 +6,13 @@ in recording-id order), so the output file names are known before the data is re
 Each split folder also gets ``index.csv``: every AU recording of that split, its shard, its frame count,
 and, for a recording that could not be used, the reason (nothing disappears silently).
 
-The three streams are aligned frame by frame (event frame k is RGB frame k, coefficients are per RGB
-frame); where their lengths differ, the sample keeps the common prefix and the index says so.
+Every input is read through its stage's reader: the manifest through
+:func:`facemorphic.dataset.manifest.read_manifest`, the event frames through
+:func:`facemorphic.events.io.read_event_frames` (their sub-window layout comes from the file and decides
+the 3-channel mapping, :mod:`.frames`), the coefficients through
+:func:`facemorphic.fitting.io.read_recording_fit`. The three streams are aligned frame by frame (event
+frame k is RGB frame k, coefficients are per RGB frame); where their lengths differ, the sample keeps the
+common prefix and the index says so.
 """
 
 from __future__ import annotations
@@ -16,28 +21,45 @@ import contextlib
 import logging
 from pathlib import Path
 
+from dataclasses import dataclass, field
+
 import h5py
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from .. import au_class_index
+from ..dataset.manifest import read_manifest
 from ..errors import InputFileError
+from ..events.io import open_events_file, read_event_frames
 from ..fileio import atomic_path, write_csv_atomic
-from .frames import read_rgb_frames, resize_frames, to_three_channels
-from .io import SHARD_FORMAT, write_sample
+from ..fitting.io import open_coefficients_file, read_recording_fit
+from ..quality.table import read_quality
+from .frames import events_to_three_channels, read_rgb_frames, resize_frames
+from .io import SHARD_FORMAT, alpha_statistics, write_alpha_stats, write_sample
+from .options import ShardsOptions
 
 log = logging.getLogger(__name__)
 
 #: event frames read, resized and mapped per block (bounded memory at sensor resolution)
 EVENT_BLOCK = 32
+#: manifest columns this stage reads
+MANIFEST_NEEDS = ("recording_id", "user", "task", "au", "split", "rgb_path")
 
 
-def _open_cache(cache: dict, path: Path) -> h5py.File:
+@dataclass
+class ShardsResult:
+    """What :func:`run_shards` wrote: recording ids per split, ``{recording_id: reason}`` of those skipped,
+    and the index of every AU recording considered (as in the ``index.csv`` files)."""
+
+    written: dict[str, list[str]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    index: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _open_cached(cache: dict, path: Path, opener) -> h5py.File:
     if path not in cache:
-        if not path.is_file():
-            raise InputFileError(path, "file not found")
-        cache[path] = h5py.File(path, "r")
+        cache[path] = opener(path)
     return cache[path]
 
 
@@ -53,32 +75,23 @@ def load_recording(row, events_dir: Path, coefficients_dir: Path, size: int, cro
     arrays, lengths, attrs = {}, {}, {}
     missing_rgb = 0
     if "events" in modalities:
-        events_path = events_dir / f"{user}.h5"
-        file = _open_cache(open_files, events_path)
-        if rid not in file:
-            raise InputFileError(events_path, f"no group for recording {rid}")
-        frames = file[rid]["frames"]
-        if frames.ndim != 4:
-            raise InputFileError(events_path, f"{rid}/frames has shape {frames.shape}, expected [T, C, H, W]")
-        attrs["event_representation"] = str(file[rid].attrs.get("representation", ""))
-        attrs["event_channels"] = int(frames.shape[1])
+        record = read_event_frames(_open_cached(open_files, events_dir / f"{user}.h5", open_events_file), rid)
+        attrs.update(event_representation=record.representation, event_subwindows=record.subwindows,
+                     event_channels_per_subwindow=record.channels_per_subwindow,
+                     event_channels=record.subwindows * record.channels_per_subwindow)
         # streamed in blocks: sensor-size frames of a long recording would not fit in memory at once
-        blocks = [to_three_channels(resize_frames(frames[i:i + EVENT_BLOCK], size, crop))
-                  for i in range(0, len(frames), EVENT_BLOCK)]
+        blocks = [events_to_three_channels(resize_frames(record.frames[i:i + EVENT_BLOCK], size, crop),
+                                           record.subwindows, record.channels_per_subwindow)
+                  for i in range(0, record.n_frames, EVENT_BLOCK)]
         arrays["events"] = np.concatenate(blocks) if blocks else np.zeros((0, 3, size, size), np.uint8)
-        lengths["events"] = len(frames)
+        lengths["events"] = record.n_frames
     if "rgb" in modalities:
         arrays["rgb"], missing_rgb = read_rgb_frames(_resolve(row.rgb_path, data_root), size, crop)
         lengths["rgb"] = len(arrays["rgb"])
-    coefficients_path = coefficients_dir / f"{user}.h5"
-    file = _open_cache(open_files, coefficients_path)
-    if rid not in file:
-        raise InputFileError(coefficients_path, f"no group for recording {rid}")
-    alpha = file[rid]["alpha_au"][()].astype(np.float32)
-    valid = file[rid]["valid"][()].astype(bool)
-    arrays["alpha_au"] = np.where(valid[:, None], alpha, 0).astype(np.float32)
-    arrays["alpha_valid"] = valid
-    lengths["coefficients"] = len(alpha)
+    fit = read_recording_fit(_open_cached(open_files, coefficients_dir / f"{user}.h5", open_coefficients_file), rid)
+    arrays["alpha_au"] = np.where(fit.valid[:, None], fit.alpha_au, 0).astype(np.float32)
+    arrays["alpha_valid"] = fit.valid
+    lengths["coefficients"] = len(fit.valid)
     n = min(lengths.values())
     note = "" if max(lengths.values()) == n else "lengths differ (" + ", ".join(
         f"{k} {v}" for k, v in lengths.items()) + f"); kept the first {n} frames"
@@ -90,22 +103,33 @@ def load_recording(row, events_dir: Path, coefficients_dir: Path, size: int, cro
     return attrs, arrays, note
 
 
-def build_shards(manifest_path: str | Path, events_dir: str | Path, coefficients_dir: str | Path,
-                 out_dir: str | Path, size: int = 112, crop: str = "center", num_shards: int = 1,
-                 splits=("train", "test"), modalities=("events", "rgb"),
-                 data_root: str | Path | None = None) -> pd.DataFrame:
-    """Write the shard files of the given splits; returns the index of every AU recording considered."""
+def run_shards(manifest_path: str | Path, events_dir: str | Path, coefficients_dir: str | Path,
+               out_dir: str | Path, options: ShardsOptions, splits: tuple[str, ...] = ("train", "test"),
+               data_root: str | Path | None = None, quality_path: str | Path | None = None) -> ShardsResult:
+    """Write the shard files and ``index.csv`` of the given splits; one unusable recording never stops the
+    others (it is skipped, with its reason in the index and the result). Every file of the ``train`` split
+    carries the :class:`~.io.AlphaStats` of that split's coefficients (training split only: the test split
+    never informs the L_alpha target scaling).
+
+    With ``quality_path`` (``results/quality.csv``), a recording whose ``train_ok`` is false there is kept
+    out of every split (status ``excluded``, the quality reason as the note), so damaged data never
+    reaches a model unmarked.
+    """
     manifest_path, out_dir = Path(manifest_path), Path(out_dir)
     events_dir, coefficients_dir = Path(events_dir), Path(coefficients_dir)
     data_root = Path(data_root) if data_root else None
-    manifest = pd.read_csv(manifest_path, dtype={"recording_id": str, "user": str, "split": str})
-    missing = {"recording_id", "user", "task", "au", "split", "rgb_path"} - set(manifest.columns)
-    if missing:
-        raise InputFileError(manifest_path, f"missing columns {sorted(missing)}")
+    size, crop, num_shards, modalities = options.size, options.crop, options.num_shards, tuple(options.modalities)
+    manifest = read_manifest(manifest_path, MANIFEST_NEEDS)
     au_rows = manifest[manifest["task"] == "au"].sort_values("recording_id")
+    excluded: dict[str, str] = {}
+    if quality_path is not None:
+        quality = read_quality(quality_path)
+        flagged = quality[~quality["train_ok"] & (quality["recording_id"] != "")]
+        excluded = dict(zip(flagged["recording_id"], flagged["reason"]))
     other = sorted(set(au_rows["split"]) - set(splits))
     if other:
         log.warning("AU recordings in splits %s are not sharded (splits asked for: %s)", other, list(splits))
+    result = ShardsResult()
     indexes = []
     open_files: dict = {}
     try:
@@ -121,10 +145,18 @@ def build_shards(manifest_path: str | Path, events_dir: str | Path, coefficients
                     file.attrs.update(format=SHARD_FORMAT, split=split, size=size, crop=crop,
                                       modalities=",".join(modalities))
                     files.append(file)
+                alphas, valids = [], []  # the training split's coefficients, for its AlphaStats
                 for position, row in enumerate(tqdm(list(rows.itertuples()), desc=f"shards {split}", unit="rec")):
                     shard = position % num_shards
                     record = dict(recording_id=row.recording_id, user=row.user, au=row.au, split=split,
                                   shard=str(paths[shard].name), n_frames=0, status="ok", note="")
+                    if str(row.recording_id) in excluded:
+                        reason = f"quality: {excluded[str(row.recording_id)]}"
+                        log.warning("excluding %s: %s", row.recording_id, reason)
+                        record.update(shard="", status="excluded", note=reason)
+                        records.append(record)
+                        result.failures[str(row.recording_id)] = reason
+                        continue
                     try:
                         attrs, arrays, note = load_recording(row, events_dir, coefficients_dir, size, crop,
                                                              modalities, data_root, open_files)
@@ -132,12 +164,20 @@ def build_shards(manifest_path: str | Path, events_dir: str | Path, coefficients
                         log.warning("skipping %s: %s", row.recording_id, exc)
                         record.update(shard="", status="skipped", note=str(exc))
                         records.append(record)
+                        result.failures[str(row.recording_id)] = str(exc)
                         continue
                     if note:
                         log.warning("%s: %s", row.recording_id, note)
                     write_sample(files[shard], str(row.recording_id), attrs, arrays)
+                    alphas.append(arrays["alpha_au"])
+                    valids.append(arrays["alpha_valid"])
                     record.update(n_frames=attrs["n_frames"], note=note)
                     records.append(record)
+                    result.written.setdefault(split, []).append(str(row.recording_id))
+                if split == "train" and any(np.any(valid) for valid in valids):
+                    stats = alpha_statistics(alphas, valids)
+                    for file in files:
+                        write_alpha_stats(file, stats)
             index = pd.DataFrame.from_records(records, columns=["recording_id", "user", "au", "split", "shard",
                                                                 "n_frames", "status", "note"])
             write_csv_atomic(index, out_dir / split / "index.csv")
@@ -145,4 +185,5 @@ def build_shards(manifest_path: str | Path, events_dir: str | Path, coefficients
     finally:
         for file in open_files.values():
             file.close()
-    return pd.concat(indexes, ignore_index=True) if indexes else pd.DataFrame()
+    result.index = pd.concat(indexes, ignore_index=True) if indexes else pd.DataFrame()
+    return result

@@ -5,9 +5,23 @@ frame index in the names). Both streams are cropped the same way (``center``: th
 the aspect ratio the CNNs expect; ``full``: the whole frame, squashed) and resized with area averaging,
 which is the right anti-aliasing for the large downscales here (1280x720 events or 640x480 RGB to 112x112).
 
-Event frames arrive with as many channels as their representation has; the models expect three, so
-they are mapped once here: 1 channel is repeated, 2 polarity channels become (OFF, ON, their mean), 3 stay,
-and more (time bins) are averaged in three consecutive groups (oldest, middle, newest).
+What the models receive from the events. The events file stores ``[T, S*C, H, W]``: S sub-windows per RGB
+frame, each with the C channels of its representation (the layout is read from the file's attrs, never
+guessed from the shape; see :mod:`facemorphic.events.io`). The models take three channels, so after the
+crop and resize (each stored channel alone) :func:`events_to_three_channels` maps them:
+
+* S = 1, by the representation's C channels (:func:`to_three_channels`): C = 3 (periodic_frame, RGB)
+  unchanged; C = 1 (tbr, gray periodic_frame) repeated; C = 2 (histogram, time_surface: OFF, ON) become
+  (OFF, ON, round-down mean of the two); C > 3 (voxel_grid bins) are averaged, rounded, in three
+  consecutive groups of bins (oldest, middle, newest; ``numpy.array_split`` sizes).
+* S > 1, time first: each sub-window's C channels are reduced to one intensity channel, their rounded
+  mean (for periodic_frame the mean of the colour's R, G, B, so the dark palette gives background 40,
+  OFF 130, ON 255; for voxel_grid 128 + 16 times the mean over the bins), and the S intensity channels,
+  in time order, go through the same mapping as C channels above: S = 2 gives (older, newer, their mean),
+  S = 3 (older, middle, newer) one each, S > 3 three consecutive groups averaged.
+
+So a model sees colour, polarity or time bins with one sub-window, and the motion inside an RGB frame
+interval with several; never an average of channels of different kinds.
 """
 
 from __future__ import annotations
@@ -19,8 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputFileError
-
-CROPS = ("center", "full")
+from .options import CROPS
 
 
 def crop_box(height: int, width: int, crop: str) -> tuple[int, int, int, int]:
@@ -48,7 +61,7 @@ def resize_frames(frames: np.ndarray, size: int, crop: str = "center", chunk: in
 
 
 def to_three_channels(frames: np.ndarray) -> np.ndarray:
-    """Map ``[T, C, H, W]`` frames of any channel count to 3 channels (see the module docstring)."""
+    """Map ``[T, K, H, W]`` frames of any channel count K to 3 channels, by count (module docstring)."""
     channels = frames.shape[1]
     if channels == 3:
         return frames
@@ -59,6 +72,18 @@ def to_three_channels(frames: np.ndarray) -> np.ndarray:
         return np.concatenate([frames, mean], axis=1)
     groups = np.array_split(np.arange(channels), 3)
     return np.stack([frames[:, g].mean(axis=1).round().astype(np.uint8) for g in groups], axis=1)
+
+
+def events_to_three_channels(frames: np.ndarray, subwindows: int, channels_per_subwindow: int) -> np.ndarray:
+    """Event frames ``[T, S*C, H, W]`` of layout (S, C) -> the models' ``[T, 3, H, W]`` (module docstring)."""
+    n, total, height, width = frames.shape
+    if total != subwindows * channels_per_subwindow:
+        raise ValueError(f"{total} channels are not S={subwindows} x C={channels_per_subwindow}")
+    if subwindows == 1:
+        return to_three_channels(frames)
+    per_subwindow = frames.reshape(n, subwindows, channels_per_subwindow, height, width)
+    intensity = per_subwindow.mean(axis=2).round().astype(np.uint8)
+    return to_three_channels(intensity)
 
 
 def read_rgb_frames(path: str | Path, size: int, crop: str = "center") -> tuple[np.ndarray, int]:

@@ -32,9 +32,11 @@ import numpy as np
 
 from .. import FACIAL_ACTION_UNITS, au_class_index
 from ..fileio import atomic_path
+from ..morphable.meshio import write_ply
+from ..options import defaults
 from .face import FACIAL_CLASS_INDEX, IDENTITY_MODE_NAMES, N_IDENTITY, face_model, head_rotation
 from .motion import N_CLASSES, Talk
-from ..morphable.meshio import write_ply
+from .options import CorpusOptions as CorpusSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +46,20 @@ D3DFACS_NAMES = ("Adele", "Bruno", "Carla", "Dario", "Elena", "Fabio", "Greta", 
 COMBINATIONS = ("1+2", "4+7", "6+12", "9+10", "12+25", "25+26", "17+24", "1+4", "6+12+25", "23+24",
                 "10+25", "15+17", "4+7+9", "1+2+26", "12+26")
 _COMPRESSION = dict(compression="gzip", compression_opts=4, track_times=False)
+_CORPUS = defaults(CorpusSettings)
 
 
 @dataclass(frozen=True)
 class CorpusOptions:
-    d3dfacs_subjects: int = 10
-    sequences_per_subject: int = 8
-    frames_per_sequence: int = 5
-    vocaset_subjects: int = 16
-    vocaset_sentences: int = 2
-    vocaset_frames: int = 16
-    noise_mm: float = 0.2
+    """What the corpus holds; defaults from :class:`~.options.CorpusOptions`, their one source."""
+
+    d3dfacs_subjects: int = _CORPUS["d3dfacs_subjects"]
+    sequences_per_subject: int = _CORPUS["sequences_per_subject"]
+    frames_per_sequence: int = _CORPUS["frames_per_sequence"]
+    vocaset_subjects: int = _CORPUS["vocaset_subjects"]
+    vocaset_sentences: int = _CORPUS["vocaset_sentences"]
+    vocaset_frames: int = _CORPUS["vocaset_frames"]
+    noise_mm: float = _CORPUS["noise_mm"]
     jitter_deg: float = 0.5
     jitter_mm: float = 1.0
 

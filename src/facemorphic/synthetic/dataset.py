@@ -22,39 +22,43 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import ACTION_UNITS
 from ..errors import FacemorphicError
 from ..fileio import atomic_path, write_text_atomic
+from ..options import defaults
 from .esim import sensor_thresholds
 from .face import N_IDENTITY, face_model
 from .motion import SENTENCES, au_script, free_script, reading_script
+from .options import SynthOptions
 from .recording import EventOptions, generate_recording
 from .scene import EVENT_SIZE, make_scene
 
 log = logging.getLogger(__name__)
 #: Bumped when the generator's output changes for the same seed.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _COMPRESSION = dict(compression="gzip", compression_opts=4, track_times=False)
+_SYNTH = defaults(SynthOptions)
 
 
 @dataclass(frozen=True)
 class UserOptions:
-    """What to generate for one user (CLI ``facemorphic synth`` options)."""
+    """What to generate for one user; defaults from :class:`~.options.SynthOptions`, their one source."""
 
-    repetitions: int = 2
-    free: int = 1
-    reading: int = 4
-    aus: tuple[int, ...] = ACTION_UNITS
-    au_duration_s: float = 2.0
-    free_duration_s: float = 3.0
-    reading_duration_s: float = 3.0
-    fps: int = 30
-    rgb_format: str = "mp4"  # or "jpeg"
+    repetitions: int = _SYNTH["repetitions"]
+    free: int = _SYNTH["free"]
+    reading: int = _SYNTH["reading"]
+    aus: tuple[int, ...] = tuple(_SYNTH["aus"])
+    au_duration_s: float = _SYNTH["au_duration_s"]
+    free_duration_s: float = _SYNTH["free_duration_s"]
+    reading_duration_s: float = _SYNTH["reading_duration_s"]
+    fps: int = _SYNTH["fps"]
+    rgb_format: str = _SYNTH["rgb_format"]  # mp4 or jpeg
     events: EventOptions = EventOptions()
 
 
@@ -91,7 +95,11 @@ def user_sentences(seed: int, user_index: int, count: int) -> list[str]:
 
 def generate_user(root: str | Path, user: str, user_index: int, seed: int,
                   options: UserOptions = UserOptions(), progress: bool = True) -> Path:
-    """Generate every recording of one user under ``root``; return the truth file's path."""
+    """Generate every recording of one user under ``root``; return the truth file's path.
+
+    Logs one line per recording; the progress bar (``progress``) only shows on a terminal, so logs
+    of a workflow run stay plain.
+    """
     from tqdm import tqdm
 
     root = Path(root)
@@ -109,7 +117,9 @@ def generate_user(root: str | Path, user: str, user_index: int, seed: int,
 
     plan = plan_recordings(options)
     truths = {}
-    for i, rec in enumerate(tqdm(plan, desc=f"synth {user}", unit="rec", disable=not progress)):
+    show_bar = progress and sys.stderr.isatty()
+    for i, rec in enumerate(tqdm(plan, desc=f"synth {user}", unit="rec", disable=not show_bar)):
+        started = time.perf_counter()
         rng = np.random.default_rng(np.random.SeedSequence([seed, user_index, 1, rec.key, rec.repetition]))
         if rec.task == "au":
             script = au_script(rng, rec.au, options.au_duration_s)
@@ -127,8 +137,11 @@ def generate_user(root: str | Path, user: str, user_index: int, seed: int,
                                    folder / f"event_{rec.repetition}.raw", offset_us, options.events,
                                    fps=options.fps, rgb_format=options.rgb_format, wall_start=wall_start)
         sentence = sentences[rec.repetition - 1] if rec.task == "reading" else ""
-        log.debug("%s/%s rep %d: %d frames, %d events, event renders at %.0f Hz", user, rec.folder,
-                  rec.repetition, len(truth.rgb_times_s), truth.n_events, truth.event_render_hz)
+        seconds = time.perf_counter() - started
+        length_s = len(truth.rgb_times_s) / options.fps
+        log.info("%s: %d frames, %d events, %d event renders, %.2f s, %.2fx real time",
+                 recording_id(user, rec.folder, rec.repetition), len(truth.rgb_times_s), truth.n_events,
+                 truth.n_event_renders, seconds, length_s / seconds)
         truths[recording_id(user, rec.folder, rec.repetition)] = (rec, script, offset_us, sentence, truth)
 
     if options.reading:

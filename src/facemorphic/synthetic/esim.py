@@ -6,7 +6,8 @@ stream its output in time order, and be bit-for-bit reproducible; no installed p
 ``shared/reference/events_models.md`` section 3:
 
 * each pixel keeps a reference log intensity R, initialised from the first render (no events then);
-* between two renders the log intensity is linear in time; every crossing of R + j*C (upwards, ON)
+* between two samples of a pixel the log intensity is linear in time (a pixel is sampled by every
+  render that covers it: the generator renders fast-moving regions more often); every crossing of R + j*C (upwards, ON)
   or R - j*C (downwards, OFF) is an event, its time interpolated linearly between the renders, so
   a fast change gives several equally spaced events in one interval;
 * contrast thresholds are fixed-pattern per pixel, C+ and C- ~ N(C, sigma) clipped at 0.01 (v2e);
@@ -41,70 +42,88 @@ def sensor_thresholds(rng: np.random.Generator, width: int, height: int, contras
 
 
 @nb.njit(cache=True, nogil=True)
-def esim_interval(l_prev, l_new, ref, t_last, cp, cm, t0_us, dt_us, refractory_us, max_per_pixel, x0, y0,
+def esim_interval(l_prev, t_prev, l_new, t_new_us, ref, t_last, cp, cm, refractory_us, x0, y0, start,
                   out_t, out_x, out_y, out_p, n):
-    """Events of one interval between two renders of a crop at (x0, y0); returns the new count ``n``.
+    """Events of a region's pixels from each one's previous sample to a new render at ``t_new_us``.
 
-    ``ref`` and ``t_last`` (time of each pixel's last emitted event, -inf before any) are updated in
-    place; ``cp``/``cm`` are the crop's thresholds. The caller guarantees room in the output arrays
-    for every pixel's events (at most 1 + dt/refractory each, or the crossings when no refractory).
+    All 2-D arguments are views of the same region, whose top-left pixel is (x0, y0) on the sensor.
+    Pixel (y, x) interpolates linearly from ``l_prev`` at ``t_prev`` (its own last sample: pixels
+    outside a moving region are sampled less often) to ``l_new`` at ``t_new_us``. ``ref``,
+    ``t_last`` (time of each pixel's last emitted event, -inf before any), ``l_prev`` and ``t_prev``
+    are updated in place. Pixels are visited in row-major order from flat index ``start``; a pixel
+    is only processed when the output arrays have room for all its crossings, so the call returns
+    ``(n, stop)`` with ``stop`` the first unprocessed pixel (``h * w`` when done) and the caller
+    grows the arrays and resumes from there.
     """
     h, w = l_new.shape
-    for y in range(h):
-        for x in range(w):
-            a = l_prev[y, x]
-            b = l_new[y, x]
-            r = ref[y, x]
-            d = b - r
-            if d >= 0.0:
-                c = cp[y, x]
-                sign = 1.0
-            else:
-                c = cm[y, x]
-                sign = -1.0
-            k = int(np.floor(abs(d) / c))
-            if k == 0:
+    capacity = out_t.shape[0]
+    y = start // w
+    x = start - y * w - 1
+    for flat in range(start, h * w):
+        x += 1  # row and column without a division per pixel
+        if x == w:
+            x = 0
+            y += 1
+        a = l_prev[y, x]
+        b = l_new[y, x]
+        t0 = t_prev[y, x]
+        l_prev[y, x] = b
+        t_prev[y, x] = t_new_us
+        r = ref[y, x]
+        d = b - r
+        if d >= 0.0:
+            c = cp[y, x]
+            sign = 1.0
+        else:
+            c = cm[y, x]
+            sign = -1.0
+        k = int(np.floor(abs(d) / c))
+        if k == 0:
+            continue
+        if n + k > capacity:
+            l_prev[y, x] = a
+            t_prev[y, x] = t0
+            return n, flat
+        span = b - a
+        dt = t_new_us - t0
+        for j in range(1, k + 1):
+            level = r + sign * j * c
+            frac = (level - a) / span if span != 0.0 else 1.0
+            if frac < 0.0:
+                frac = 0.0
+            elif frac > 1.0:
+                frac = 1.0
+            t = t0 + frac * dt
+            if t - t_last[y, x] < refractory_us:
                 continue
-            span = b - a
-            emitted = 0
-            for j in range(1, k + 1):
-                if emitted >= max_per_pixel:
-                    break
-                level = r + sign * j * c
-                frac = (level - a) / span if span != 0.0 else 1.0
-                if frac < 0.0:
-                    frac = 0.0
-                elif frac > 1.0:
-                    frac = 1.0
-                t = t0_us + frac * dt_us
-                if t - t_last[y, x] < refractory_us:
-                    continue
-                t_last[y, x] = t
-                out_t[n] = np.int64(np.floor(t))
-                out_x[n] = x0 + x
-                out_y[n] = y0 + y
-                out_p[n] = 1 if sign > 0 else 0
-                n += 1
-                emitted += 1
-            ref[y, x] = r + sign * k * c
-    return n
+            t_last[y, x] = t
+            out_t[n] = np.int64(np.floor(t))
+            out_x[n] = x0 + x
+            out_y[n] = y0 + y
+            out_p[n] = 1 if sign > 0 else 0
+            n += 1
+        ref[y, x] = r + sign * k * c
+    return n, h * w
 
 
 class EventSimulator:
-    """Streaming simulator over a fixed crop window of the sensor; feed renders with :meth:`step`."""
+    """Streaming simulator over a fixed crop window of the sensor; feed renders with :meth:`step`.
 
-    def __init__(self, window, cp_full, cm_full, refractory_us: float, max_interval_us: float):
+    Each pixel keeps its own last sample (log intensity and time), so a render may cover the whole
+    window or only a region of it (where the scene moves fast enough to need more samples): pixels
+    left out interpolate linearly over a longer interval, which is ESIM's adaptive sampling per pixel.
+    """
+
+    def __init__(self, window, cp_full, cm_full, refractory_us: float):
         self.x0, self.y0, self.w, self.h = (int(v) for v in window)
         self.cp = np.ascontiguousarray(cp_full[self.y0:self.y0 + self.h, self.x0:self.x0 + self.w])
         self.cm = np.ascontiguousarray(cm_full[self.y0:self.y0 + self.h, self.x0:self.x0 + self.w])
         self.refractory_us = float(refractory_us)
         self.ref = None
         self.l_prev = None
-        self.t_prev_us = None
+        self.t_prev = np.zeros((self.h, self.w))
         self.t_last = np.full((self.h, self.w), -np.inf)
-        self.max_per_pixel = max(min(int(np.ceil(max_interval_us / max(self.refractory_us, 1.0))) + 1, 64), 2)
-        self.per_interval = self.w * self.h * self.max_per_pixel
-        self._alloc(2 * self.per_interval)
+        self._alloc(self.w * self.h)
         self.n = 0
 
     def _alloc(self, capacity: int) -> None:
@@ -113,22 +132,31 @@ class EventSimulator:
         self.out_y = np.empty(capacity, np.uint16)
         self.out_p = np.empty(capacity, np.uint8)
 
-    def step(self, log_l: np.ndarray, t_us: float) -> None:
-        """Add the render at time ``t_us`` (event clock, µs); the first render only sets the reference."""
+    def step(self, log_l: np.ndarray, t_us: float, region: tuple[int, int, int, int] | None = None) -> None:
+        """Sample the pixels of ``region`` (rx, ry, rw, rh inside the window; default the whole window)
+        with the log intensity ``log_l`` [rh, rw] at ``t_us`` (event clock, µs). The first call must
+        cover the whole window and only sets the references (no events)."""
+        rx, ry, rw, rh = region if region is not None else (0, 0, self.w, self.h)
         if self.ref is None:
-            self.ref = log_l.astype(np.float64, copy=True)
-        else:
-            if self.n + self.per_interval > len(self.out_t):
-                old = (self.out_t, self.out_x, self.out_y, self.out_p)
-                self._alloc(2 * len(self.out_t) + self.per_interval)
-                for new, prev in zip((self.out_t, self.out_x, self.out_y, self.out_p), old):
-                    new[:self.n] = prev[:self.n]
-            self.n = esim_interval(self.l_prev, log_l, self.ref, self.t_last, self.cp, self.cm,
-                                   self.t_prev_us, t_us - self.t_prev_us, self.refractory_us,
-                                   self.max_per_pixel, self.x0, self.y0, self.out_t, self.out_x, self.out_y,
-                                   self.out_p, self.n)
-        self.l_prev = log_l
-        self.t_prev_us = t_us
+            if (rw, rh) != (self.w, self.h):
+                raise ValueError("the first render must cover the whole simulated window")
+            self.ref = np.array(log_l, dtype=np.float64)
+            self.l_prev = self.ref.copy()
+            self.t_prev[:] = t_us
+            return
+        area = (slice(ry, ry + rh), slice(rx, rx + rw))
+        start = 0
+        while True:
+            self.n, start = esim_interval(self.l_prev[area], self.t_prev[area], log_l, float(t_us), self.ref[area],
+                                          self.t_last[area], self.cp[area], self.cm[area], self.refractory_us,
+                                          self.x0 + rx, self.y0 + ry, start, self.out_t, self.out_x, self.out_y,
+                                          self.out_p, self.n)
+            if start == rw * rh:
+                return
+            old = (self.out_t, self.out_x, self.out_y, self.out_p)
+            self._alloc(2 * len(self.out_t))
+            for new, prev in zip((self.out_t, self.out_x, self.out_y, self.out_p), old):
+                new[:self.n] = prev[:self.n]
 
     def take(self) -> np.ndarray:
         """The events since the last call, unsorted, as EVENT_DTYPE."""

@@ -440,20 +440,27 @@ def pose_vertices(model: FaceModel, shape: np.ndarray, pose_deg: np.ndarray, tra
 @nb.njit(cache=True, nogil=True)
 def _pose_kernel(base, au_basis, facial, rot, trans, pivot, head_weight, out):
     n_t, n_v, n_f = facial.shape[0], base.shape[0], facial.shape[1]
+    active = np.empty(n_f, np.int64)
     for t in range(n_t):
+        n_active = 0
+        for f in range(n_f):  # most AUs are at rest at any time: skip their fields
+            if facial[t, f] != 0.0:
+                active[n_active] = f
+                n_active += 1
         for i in range(n_v):
-            p = np.empty(3)
-            for c in range(3):
-                acc = base[i, c]
-                for f in range(n_f):
-                    acc += au_basis[i, c, f] * facial[t, f]
-                p[c] = acc
+            p0, p1, p2 = base[i, 0], base[i, 1], base[i, 2]
+            for q in range(n_active):
+                f = active[q]
+                a = facial[t, f]
+                p0 += au_basis[i, 0, f] * a
+                p1 += au_basis[i, 1, f] * a
+                p2 += au_basis[i, 2, f] * a
             w = head_weight[i]
+            d0, d1, d2 = p0 - pivot[0], p1 - pivot[1], p2 - pivot[2]
             for r in range(3):
-                rigid = pivot[r] + trans[t, r]
-                for c in range(3):
-                    rigid += rot[t, r, c] * (p[c] - pivot[c])
-                out[t, i, r] = w * rigid + (1.0 - w) * p[r]
+                rigid = pivot[r] + trans[t, r] + rot[t, r, 0] * d0 + rot[t, r, 1] * d1 + rot[t, r, 2] * d2
+                p = p0 if r == 0 else (p1 if r == 1 else p2)
+                out[t, i, r] = w * rigid + (1.0 - w) * p
 
 
 def posed_vertices(model: FaceModel, identity: np.ndarray, au: np.ndarray, pose_deg: np.ndarray,

@@ -1,8 +1,18 @@
-"""Lightning training: clip datasets over the shards, the loss and metrics, the feature cache, one run."""
+"""Lightning training: clip datasets over the shards, the loss and metrics, the feature cache, one run.
 
-from .data import ClipDataset, ShardDataModule, window_indices, window_starts
-from .module import AUModule, masked_frame_mse, topk_correct
-from .run import RunConfig, train_run
+The names below are imported on first use (PEP 562), so ``facemorphic train --help`` and the workflow's
+option checks (:mod:`facemorphic.training.options`) never import torch or Lightning.
+"""
 
-__all__ = ["ClipDataset", "ShardDataModule", "window_indices", "window_starts", "AUModule", "masked_frame_mse",
-           "topk_correct", "RunConfig", "train_run"]
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+#: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
+_EXPORTS = {name: module for module, names in {
+    ".data": ("ClipDataset", "carve_validation", "ShardDataModule", "window_indices", "window_starts"),
+    ".module": ("AUModule", "masked_frame_squared_error"),
+    ".run": ("RunConfig", "train_run"),
+}.items() for name in names}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

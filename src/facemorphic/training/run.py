@@ -4,12 +4,23 @@ Run folder (fixed names, so Snakemake and the tables can find everything)::
 
     {out_dir}/metrics.csv          per-epoch losses and top-k (Lightning CSVLogger)
     {out_dir}/hparams.yaml         the module's hyperparameters
-    {out_dir}/checkpoints/best.ckpt, last.ckpt
-    {out_dir}/predictions.csv      one row per evaluated recording: split, label, 24 logits, top-k hits
-    {out_dir}/run.json             what ran (experiment, model, modality, lambda, seed, ...) and its scores
+    {out_dir}/checkpoints/last.ckpt   the weights after the last epoch (written once, after training)
+    {out_dir}/checkpoints/best.ckpt   only with a val split: the epoch with the highest val top-1
+    {out_dir}/predictions.csv      one row per evaluated recording: split, label, the 24 logits named by AU
+                                   (logit_AU1 ... logit_AU56), top-k hits
+    {out_dir}/run.json             what ran (experiment, model, modality, lambda, seed, backbone weights, the
+                                   alpha statistics, ...) and its scores, with ``{split}_alpha_r2``: the R^2
+                                   of the predicted against the RGB-fitted coefficients, in original units
+
+With ``val_fraction`` > 0 the validation split is carved from the training recordings (stratified by AU,
+``val_seed``; :func:`facemorphic.training.data.carve_validation`), the model is fitted on the rest, and the
+checkpoint is the epoch with the best validation top-1 (early stopping with ``epochs`` as the maximum).
 
 Predictions are per recording: with sliding evaluation windows, the windows' logits are averaged.
-The best checkpoint is the one with the highest validation top-1 (the last one when there is no val split).
+Predictions come from best.ckpt when there is a val split, else from the final weights (last.ckpt: a
+second, byte-identical "best" file would only double the grid's checkpoints). Runs are reproducible: the
+seed fixes initialisation, shuffling and random windows, and torch's deterministic algorithms are asked
+for (with a warning where an operation has none).
 """
 
 from __future__ import annotations
@@ -17,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,38 +41,25 @@ import torch
 from .. import ACTION_UNITS
 from ..errors import FacemorphicError
 from ..fileio import write_csv_atomic, write_text_atomic
+from ..metrics import TOPK, nonfinite_rows, topk_hits
+from .options import TrainOptions
 
 log = logging.getLogger(__name__)
 
-LOGIT_COLUMNS = [f"logit_{i:02d}" for i in range(len(ACTION_UNITS))]
+#: predictions.csv's logit columns, named by the AU they score, in class-index order
+LOGIT_COLUMNS = [f"logit_AU{au}" for au in ACTION_UNITS]
 
 
 @dataclass
-class RunConfig:
-    """Everything one run needs; ``experiment`` names it in the tables."""
+class RunConfig(TrainOptions):
+    """One run: its options (:class:`~facemorphic.training.options.TrainOptions`, the single source of their
+    defaults) plus where it reads and writes; ``experiment`` names it in the tables."""
 
-    shards_dir: str
-    out_dir: str
-    model: str
-    modality: str
+    shards_dir: str = ""
+    out_dir: str = ""
     experiment: str = ""
-    lambda_alpha: float = 0.0
     seed: int = 0
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 1e-3
-    clip_length: int = 75
-    eval_windows: str = "center"
-    eval_stride: int | None = None
     features_dir: str | None = None
-    num_workers: int = 2
-    accelerator: str = "auto"
-    devices: str = "auto"
-    precision: str = "32-true"
-    strategy: str = "auto"
-    resnet_weights: str | None = None
-    i3d_weights: str | None = None
-    backbone_seed: int = 0
     predict_splits: list[str] = field(default_factory=lambda: ["val", "test"])
 
 
@@ -67,23 +67,83 @@ def _devices(value: str):
     return int(value) if str(value).isdigit() else value
 
 
-def predict_recordings(module, loader, device, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Per-recording logits (window logits averaged) and the recording positions in the dataset."""
+@dataclass
+class AlphaAccumulator:
+    """Running sums over valid frames and components for the coefficient regression's R^2 in original units:
+    ``1 - SSE / SST``, SST around the per-component mean of the evaluated targets, pooled over components."""
+
+    target_sum: np.ndarray | None = None
+    target_squares: np.ndarray | None = None
+    errors: np.ndarray | None = None
+    frames: int = 0
+
+    def add(self, predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
+        mask = valid.reshape(-1).cpu().numpy()
+        k = target.shape[-1]
+        y = target.reshape(-1, k).double().cpu().numpy()[mask]
+        y_hat = predicted.reshape(-1, k).double().cpu().numpy()[mask]
+        sums = (y.sum(axis=0), (y ** 2).sum(axis=0), ((y_hat - y) ** 2).sum(axis=0))
+        if self.target_sum is None:
+            self.target_sum, self.target_squares, self.errors = (np.zeros(k) for _ in range(3))
+        self.target_sum += sums[0]
+        self.target_squares += sums[1]
+        self.errors += sums[2]
+        self.frames += len(y)
+
+    def r2(self) -> float:
+        """Pooled R^2 (NaN without frames or without target variance)."""
+        if not self.frames:
+            return float("nan")
+        total = float((self.target_squares - self.target_sum ** 2 / self.frames).sum())
+        return 1.0 - float(self.errors.sum()) / total if total > 0 else float("nan")
+
+
+def predict_recordings(module, loader, device, bf16: bool = False) -> tuple[np.ndarray, np.ndarray,
+                                                                            AlphaAccumulator]:
+    """Per-recording logits (window logits averaged), the recording positions in the dataset, and the
+    coefficient regression's error sums over the windows' valid frames (original units; empty for models
+    without a regression head)."""
     module.eval().to(device)
-    sums: dict[int, torch.Tensor] = {}
-    counts: dict[int, int] = {}
+    n_samples = len(loader.dataset.samples)
+    sums = torch.zeros(n_samples, len(LOGIT_COLUMNS), dtype=torch.float64)
+    counts = torch.zeros(n_samples, dtype=torch.long)
+    regression = AlphaAccumulator()
     use_bf16 = bf16 and device.type == "cuda"
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
-            logits = module(batch)[0].float().cpu()
-            for sample, row in zip(batch["sample"].tolist(), logits):
-                sums[sample] = sums.get(sample, 0) + row
-                counts[sample] = counts.get(sample, 0) + 1
-    order = sorted(sums)
-    if not order:
-        return np.zeros((0, len(LOGIT_COLUMNS)), np.float32), np.zeros(0, int)
-    return torch.stack([sums[i] / counts[i] for i in order]).numpy(), np.array(order)
+            logits, alpha = module(batch)
+            samples = batch["sample"].cpu()
+            sums.index_add_(0, samples, logits.double().cpu())
+            counts.index_add_(0, samples, torch.ones_like(samples))
+            if alpha is not None:
+                regression.add(module.alpha_in_original_units(alpha), batch["alpha"], batch["alpha_valid"])
+    order = torch.nonzero(counts).flatten()
+    mean = sums[order] / counts[order, None]
+    return mean.float().numpy(), order.numpy(), regression
+
+
+def backbone_weights(config: RunConfig, model) -> str:
+    """What the model's backbone started from: ``imagenet:<file>``, ``kinetics:<file>``,
+    ``random-init:...`` or ``none`` (coefficient models have no backbone)."""
+    if hasattr(model, "backbone_description"):
+        return model.backbone_description
+    if config.model == "i3d":
+        return f"kinetics:{Path(config.i3d_weights).name}" if config.i3d_weights else "random-init:run-seed"
+    return "none"
+
+
+def training_alpha_stats(data, train_dir: Path):
+    """The L_alpha target statistics: those stored with the training shards (the shards stage writes them),
+    else computed from the fit recordings (the training split less any carved validation recordings) when
+    the shards were written without them (e.g. the toy shards)."""
+    from ..shards.io import read_alpha_stats, split_alpha_statistics
+
+    stats = read_alpha_stats(train_dir)
+    if stats is not None:
+        return stats, "shards"
+    log.warning("%s carries no alpha statistics; computing them from its samples", train_dir)
+    return split_alpha_statistics(data.split_samples("train")), "computed from the fit recordings"
 
 
 def predictions_frame(samples, logits: np.ndarray, split: str) -> pd.DataFrame:
@@ -97,15 +157,13 @@ def predictions_frame(samples, logits: np.ndarray, split: str) -> pd.DataFrame:
         "label": labels,
     })
     if len(samples):
-        true_logit = logits[np.arange(len(labels)), labels]
-        rank = (logits > true_logit[:, None]).sum(axis=1)
         predicted = logits.argmax(axis=1)
     else:
-        rank = predicted = np.zeros(0, int)
+        predicted = np.zeros(0, int)
     frame["predicted_label"] = predicted
     frame["predicted_au"] = [ACTION_UNITS[i] for i in predicted]
-    for k in (1, 3, 5):
-        frame[f"top{k}"] = (rank < k).astype(int)
+    for k in TOPK:
+        frame[f"top{k}"] = topk_hits(logits.reshape(len(labels), -1), labels, k).astype(int)
     for i, column in enumerate(LOGIT_COLUMNS):
         frame[column] = logits[:, i] if len(samples) else []
     return frame
@@ -135,43 +193,62 @@ def train_run(config: RunConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     pl.seed_everything(config.seed, workers=True)
+    train_dir = Path(config.shards_dir) / "train"
+    data = ShardDataModule(config.shards_dir, config.modality, config.clip_length, config.batch_size,
+                           config.num_workers, None, config.eval_windows, config.eval_stride,
+                           seed=config.seed, val_fraction=config.val_fraction, val_seed=config.val_seed)
+    stats, stats_source = training_alpha_stats(data, train_dir)
     module = AUModule(config.model, config.clip_length, config.lambda_alpha, config.lr,
-                      n_coefficients=coefficient_count(Path(config.shards_dir) / "train"),
+                      n_coefficients=coefficient_count(train_dir),
                       resnet_weights=config.resnet_weights, i3d_weights=config.i3d_weights,
-                      backbone_seed=config.backbone_seed)
+                      backbone_seed=config.backbone_seed, alpha_mean=stats.mean.tolist(),
+                      alpha_std=stats.std.tolist())
     features_dir = config.features_dir if getattr(module.model, "frozen_backbone", False) else None
     if config.features_dir and not features_dir:
         log.warning("%s has no frozen backbone; the feature cache is ignored", config.model)
-    data = ShardDataModule(config.shards_dir, config.modality, config.clip_length, config.batch_size,
-                           config.num_workers, features_dir, config.eval_windows, config.eval_stride,
-                           seed=config.seed)
+    data.features_dir = Path(features_dir) if features_dir else None
     if features_dir:
         for split in ["train", *config.predict_splits]:
             if data.split_samples(split):
                 check_features(data.features_path(split), module.model.backbone_description, config.modality)
     has_val = bool(data.split_samples("val"))
-    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", save_last=True,
-                                 monitor="val_top1" if has_val else None, mode="max", save_top_k=1,
-                                 enable_version_counter=False)
+    callbacks = []
+    if has_val:
+        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_top1",
+                                         mode="max", save_top_k=1, save_last=False, enable_version_counter=False))
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    log.info("%s on %s: %d trainable parameters, %d torch threads, seed %d", config.model, config.modality,
+             trainable, torch.get_num_threads(), config.seed)
     trainer = pl.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
         strategy=config.strategy, precision=config.precision, deterministic="warn",
-        logger=CSVLogger(save_dir=str(out_dir), name="", version=""), callbacks=[checkpoint],
-        default_root_dir=str(out_dir), limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
-        enable_progress_bar=False, log_every_n_steps=1,
+        logger=CSVLogger(save_dir=str(out_dir), name="", version=""), callbacks=callbacks,
+        enable_checkpointing=has_val, default_root_dir=str(out_dir), limit_val_batches=1.0 if has_val else 0,
+        num_sanity_val_steps=0, enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+        log_every_n_steps=1,
     )
     with warnings.catch_warnings():
         # the frozen trunk is in eval mode on purpose (BatchNorm statistics must not move)
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+        fit_started = time.perf_counter()
         trainer.fit(module, datamodule=data)
-    best = checkpoint.best_model_path or checkpoint.last_model_path
+        fit_seconds = time.perf_counter() - fit_started
+    last = out_dir / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(last)
+    best = Path(callbacks[0].best_model_path) if has_val and callbacks[0].best_model_path else last
     summary = {"experiment": config.experiment, **asdict(config), "best_checkpoint": str(best),
                "backbone": getattr(module.model, "backbone_description", config.model),
-               "feature_cache": bool(features_dir), "epochs_run": trainer.current_epoch}
+               "backbone_weights": backbone_weights(config, module.model),
+               "alpha_stats": {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "frames": stats.n_frames,
+                               "source": stats_source},
+               "n_fit_recordings": len(data.split_samples("train")),
+               "n_val_recordings": len(data.split_samples("val")),
+               "feature_cache": bool(features_dir), "epochs_run": trainer.current_epoch,
+               "fit_seconds": round(fit_seconds, 3)}
     if not trainer.is_global_zero:
         return summary
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_trained_state(state)
+    if best != last:
+        module.load_trained_state(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
     device = torch.device("cuda" if config.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
                           else "cpu")
     frames = []
@@ -179,15 +256,22 @@ def train_run(config: RunConfig) -> dict:
         if not data.split_samples(split):
             continue
         loader = data.eval_dataloader(split)
-        logits, positions = predict_recordings(module, loader, device, "bf16" in config.precision)
+        logits, positions, regression = predict_recordings(module, loader, device, "bf16" in config.precision)
         frames.append(predictions_frame([loader.dataset.samples[i] for i in positions], logits, split))
+        if regression.frames:
+            summary[f"{split}_alpha_r2"] = regression.r2()
+            summary[f"{split}_alpha_frames"] = regression.frames
     if not frames:
         raise FacemorphicError(f"no samples to evaluate in splits {config.predict_splits} of {config.shards_dir}")
     predictions = pd.concat(frames, ignore_index=True)
     write_csv_atomic(predictions, out_dir / "predictions.csv")
     for split, rows in predictions.groupby("split"):
         summary[f"{split}_n"] = len(rows)
-        for k in (1, 3, 5):
+        summary[f"{split}_nonfinite"] = int(nonfinite_rows(rows[LOGIT_COLUMNS].to_numpy(float)).sum())
+        if summary[f"{split}_nonfinite"]:
+            log.warning("%d of %d %s recordings have non-finite logits (scored as misses)",
+                        summary[f"{split}_nonfinite"], len(rows), split)
+        for k in TOPK:
             summary[f"{split}_top{k}"] = float(rows[f"top{k}"].mean())
     write_text_atomic(out_dir / "run.json", json.dumps(summary, indent=2, default=str) + "\n")
     log.info("run %s: %s", out_dir, {k: v for k, v in summary.items() if k.startswith("test_")})

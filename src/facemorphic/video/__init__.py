@@ -1,17 +1,14 @@
 """RGB video access: MP4 through PyAV and folders of timestamped JPEG frames, behind one interface."""
 
-from .probe import RgbInfo, parse_jpeg_frame_name, probe_rgb, read_frame_times
-from .reader import FrameBatch, RgbReader, open_rgb, read_rgb_frames
-from .writer import write_mp4
+from __future__ import annotations
 
-__all__ = [
-    "FrameBatch",
-    "RgbInfo",
-    "RgbReader",
-    "open_rgb",
-    "parse_jpeg_frame_name",
-    "probe_rgb",
-    "read_frame_times",
-    "read_rgb_frames",
-    "write_mp4",
-]
+from .._lazy import lazy_exports
+
+#: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
+_EXPORTS = {name: module for module, names in {
+    ".probe": ("RgbInfo", "parse_jpeg_frame_name", "probe_rgb", "read_frame_times"),
+    ".reader": ("FrameBatch", "RgbReader", "open_rgb", "read_rgb_frames"),
+    ".writer": ("write_mp4",),
+}.items() for name in names}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -40,6 +40,8 @@ class RgbInfo:
     width: int
     height: int
     times_s: np.ndarray  # float64 [n_frames], relative to the first frame
+    #: frame numbers missing from the stream: gaps in the JPEG names' indices, or in the video's timestamps
+    dropped_frames: tuple[int, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -101,7 +103,9 @@ def _probe_jpeg_folder(folder: Path) -> RgbInfo:
             width, height = image.size
     except Exception as exc:  # PIL raises several types for corrupt files
         raise InputFileError(first, f"cannot read image: {exc}") from None
-    return RgbInfo(str(folder), "jpeg_folder", len(files), _median_fps(times, folder), width, height, times)
+    sorted_indices = indices[order]
+    dropped = tuple(int(k) for k in np.setdiff1d(np.arange(sorted_indices[0], sorted_indices[-1] + 1), sorted_indices))
+    return RgbInfo(str(folder), "jpeg_folder", len(files), _median_fps(times, folder), width, height, times, dropped)
 
 
 def _probe_video(path: Path) -> RgbInfo:
@@ -130,7 +134,15 @@ def _probe_video(path: Path) -> RgbInfo:
     # Packets arrive in decode order; presentation order is the sorted pts (B-frames reorder).
     ticks = np.sort(np.asarray(pts, dtype=np.int64))
     times = (ticks - ticks[0]).astype(np.float64) * float(time_base)
-    return RgbInfo(str(path), "video", len(times), _median_fps(times, path), int(width), int(height), times)
+    fps = _median_fps(times, path)
+    return RgbInfo(str(path), "video", len(times), fps, int(width), int(height), times, _timeline_gaps(times, fps))
+
+
+def _timeline_gaps(times_s: np.ndarray, fps: float) -> tuple[int, ...]:
+    """Frame numbers (at the median rate) with no frame: a video whose capture dropped frames keeps
+    their timestamps' gap, so a gap of k periods means k - 1 frames were never written."""
+    slots = np.rint(times_s * fps).astype(np.int64)
+    return tuple(int(k) for k in np.setdiff1d(np.arange(slots[-1] + 1), slots))
 
 
 def probe_rgb(path: str | Path) -> RgbInfo:

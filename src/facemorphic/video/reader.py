@@ -10,7 +10,10 @@ Three sources, read the same way (:func:`open_rgb`):
 * a single image file (one frame at time 0), for people who want landmarks of a photograph.
 
 Corrupt data never stops the stream: a packet that does not decode, or a JPEG that cannot be read, is
-skipped, logged and counted in :attr:`RgbReader.problems`; the consumer sees the gap in ``indices``. A
+skipped, logged and counted in :attr:`RgbReader.problems`; the consumer sees the gap in ``indices``.
+Damage that FFmpeg *conceals* raises nothing (the decoder fills the broken macroblocks and hands out a
+frame), so it would pass silently: :attr:`RgbReader.decode_errors` also counts the error-level messages
+libav logs while decoding (captured with ``av.logging.Capture``), the only trace such damage leaves. A
 stream that turns out shorter than its probe (or a manifest) says simply ends early; the consumer compares
 :attr:`RgbReader.n_decoded` with what it expected.
 """
@@ -55,7 +58,8 @@ class RgbReader:
     """A probed RGB stream; :meth:`batches` decodes it.
 
     ``info`` is the probe (frame count, size, rate and per-frame times); ``problems`` collects one line per
-    frame that could not be decoded; ``n_decoded`` counts the frames delivered so far.
+    frame that could not be decoded; ``n_decoded`` counts the frames delivered so far; ``decode_errors``
+    counts the decode errors met so far: PyAV exceptions plus libav error messages (concealed damage).
     """
 
     path: Path
@@ -63,6 +67,7 @@ class RgbReader:
     info: RgbInfo
     problems: list[str] = field(default_factory=list)
     n_decoded: int = 0
+    decode_errors: int = 0
 
     def batches(self, batch_size: int) -> Iterator[FrameBatch]:
         """Yield :class:`FrameBatch` objects of at most ``batch_size`` frames, in stream order."""
@@ -110,7 +115,7 @@ class RgbReader:
             container = av.open(str(self.path))
         except Exception as exc:  # PyAV raises FFmpeg errors of many classes
             raise InputFileError(self.path, f"cannot open video: {exc}") from None
-        with container:
+        with container, _LibavErrorCounter(self):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             time_base = float(stream.time_base)
@@ -123,11 +128,13 @@ class RgbReader:
                 except StopIteration:
                     break
                 except Exception as exc:  # a damaged container: keep what was decoded so far
+                    self.decode_errors += 1
                     self._problem(f"demuxing stopped after frame {next_index}: {exc}")
                     break
                 try:
                     decoded = packet.decode()
                 except Exception as exc:
+                    self.decode_errors += 1
                     self._problem(f"packet at pts {packet.pts} does not decode: {exc}")
                     continue
                 for frame in decoded:
@@ -157,9 +164,43 @@ class RgbReader:
             try:
                 image = _read_image(file)
             except InputFileError as exc:
+                self.decode_errors += 1
                 self._problem(f"frame {index} skipped: {exc}")
                 continue
             yield index, float(time_s), image
+
+
+class _LibavErrorCounter:
+    """Adds to ``reader.decode_errors`` the error-level messages libav logs while the context is open.
+
+    FFmpeg conceals most bitstream damage (``error while decoding MB``, ``Invalid NAL unit size``) and
+    only logs it; PyAV forwards those logs when its level allows, so the level is raised to ERROR for the
+    duration and restored afterwards. The capture is process-wide (``local=False``) because the decoder's
+    worker threads (``thread_type = "AUTO"``) log from threads of their own.
+    """
+
+    def __init__(self, reader: "RgbReader"):
+        self.reader = reader
+
+    def __enter__(self):
+        import av.logging
+
+        self._previous_level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        self._capture = av.logging.Capture(local=False)
+        self._logs = self._capture.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        import av.logging
+
+        self._capture.__exit__(*exc_info)
+        av.logging.set_level(self._previous_level)
+        errors = [message for level, _, message in self._logs if level <= av.logging.ERROR]
+        self.reader.decode_errors += len(errors)
+        if errors:
+            self.reader._problem(f"{len(errors)} libav decode error(s), e.g. {errors[0].strip()}")
+        return False
 
 
 def _read_image(path: Path) -> np.ndarray:
