@@ -39,6 +39,13 @@ include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 
 
+onsuccess:
+    print(
+        "facemorphic: tables in results/tables/, the data-quality table in results/quality.csv, figures in "
+        "results/figures/; `snakemake --report report.html` builds the report."
+    )
+
+
 rule all:
     default_target: True
     input:

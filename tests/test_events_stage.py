@@ -194,7 +194,12 @@ def test_decode_cli_outputs(tmp_path, shared_data, suffix):
         triggers = np.array(list(zip(trig["t"], trig["id"], trig["p"])), reference_triggers.dtype)
     else:
         with h5py.File(out) as h5:
-            events, triggers = h5["events"][()], h5["triggers"][()]
+            events = np.zeros(h5["events/t"].shape[0], EVENT_DTYPE)
+            for name in EVENT_DTYPE.names:
+                events[name] = h5["events"][name][()]
+            triggers = np.zeros(h5["triggers/t"].shape[0], reference_triggers.dtype)
+            for name in reference_triggers.dtype.names:
+                triggers[name] = h5["triggers"][name][()]
             assert h5.attrs["format"] == "EVT3" and h5.attrs["width"] == 1280
     np.testing.assert_array_equal(events, reference)
     np.testing.assert_array_equal(triggers, reference_triggers)

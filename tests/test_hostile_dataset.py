@@ -1,5 +1,5 @@
 """One folder dataset holding every reported kind of bad input beside good recordings, run through the
-Snakemake pipeline up to ``results/quality.csv`` and the shards: every bad file must end in
+Snakemake pipeline up to ``results/quality.csv``, the shards and the tables (one coefficient model): every bad file must end in
 ``rejects.csv`` or be flagged in ``quality.csv`` with its reason, a user whose every recording is rejected
 must get empty per-user outputs, and the good recordings must reach the shards.
 
@@ -124,9 +124,12 @@ def hostile_run(tmp_path_factory, shared_data):
     cases = build_dataset(workdir / "dataset", shared_data)
     config = yaml.safe_load((REPO / "tests" / "config.tiny.yaml").read_text())
     config["dataset"].update(source="folder", root=str(workdir / "dataset"))
-    config["experiments"] = {}
+    # one cheap model, so the good recordings go all the way to the tables
+    config["experiments"] = {"coeff_lstm": {"model": "coeff_lstm", "modality": "coefficients"}}
+    config["predict"] = {"experiment": "coeff_lstm"}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    targets = ["results/quality.csv", "results/shards/train/index.csv", "results/shards/test/index.csv"]
+    targets = ["results/quality.csv", "results/shards/train/index.csv", "results/shards/test/index.csv",
+               "results/tables/predictions.csv"]
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                            "--directory", str(workdir), "-c2", *targets], capture_output=True, text=True,
                           timeout=900)
@@ -177,3 +180,7 @@ def test_good_recordings_reach_the_shards_and_flagged_ones_do_not(hostile_run):
     assert index.loc[good, "n_frames"].tolist() == [N_FRAMES] * 4 + [N_FRAMES - 3]
     for rid in (cases["short"], cases["corrupt"]):
         assert index.loc[rid, "status"] == "excluded" and index.loc[rid, "note"].startswith("quality: ")
+    # the test split's good recordings are scored in the tables, the excluded ones are not
+    scored = set(pd.read_csv(workdir / "results" / "tables" / "predictions.csv")["recording_id"])
+    tested = set(index[(index.status == "ok") & (index.split == "test")].index)
+    assert tested and scored == tested

@@ -139,3 +139,53 @@ def test_csv_mode_for_an_image(shared_data, tmp_path):
     assert row["valid"] == 1 and row["frame"] == 0 and row["time"] == 0
     points = np.stack([[row[f"x{k}"], row[f"y{k}"]] for k in range(68)])
     assert normalised_mean_error(points, read_pts(faces / "takeo.pts")) <= 0.07
+
+
+#: OpenFace 2 FeatureExtraction's CSV header for sequences (RecorderCSV: "frame, face_id, timestamp,
+#: confidence, success"), then its 2D landmark columns x_0..x_67, y_0..y_67 (wiki "Output Format"); the
+#: gaze and pose columns OpenFace puts between them are ones we do not produce.
+OPENFACE_HEADER = "frame, face_id, timestamp, confidence, success"
+
+
+def test_csv_openface_format_names_and_values(videos, tmp_path, capsys):
+    ours, openface = tmp_path / "ours.csv", tmp_path / "openface.csv"
+    common = ["landmarks", "--input", str(videos[0]), "--backend", "dlib", "--max-gap", "2", "--no-progress"]
+    assert main(common + ["--out", str(ours)]) == 0
+    assert main(common + ["--out", str(openface), "--format", "openface"]) == 0
+    assert "openface.csv: one face per frame (face_id 0): the largest" in capsys.readouterr().err
+    table, reference = pd.read_csv(openface), pd.read_csv(ours)
+    expected = ([name.strip() for name in OPENFACE_HEADER.split(",")]
+                + [f"x_{k}" for k in range(68)] + [f"y_{k}" for k in range(68)])
+    assert list(table.columns) == expected and len(table) == N_FRAMES
+    np.testing.assert_array_equal(table["frame"], reference["frame"] + 1)  # OpenFace counts from 1
+    np.testing.assert_array_equal(table["face_id"], np.zeros(N_FRAMES))
+    np.testing.assert_allclose(table["timestamp"], reference["time"])
+    np.testing.assert_array_equal(table["success"], reference["valid"])
+    np.testing.assert_allclose(table["confidence"], np.where(reference["valid"] == 1, reference["score"], 0))
+    for k in range(68):
+        np.testing.assert_allclose(table[f"x_{k}"], reference[f"x{k}"])
+        np.testing.assert_allclose(table[f"y_{k}"], reference[f"y{k}"])
+    assert table["success"].sum() == N_FRAMES  # the blank frame 4 is interpolated (max gap 2)
+    assert main(["landmarks", "--input", str(videos[0]), "--out", str(tmp_path / "x.h5"), "--backend", "dlib",
+                 "--format", "openface", "--no-progress"]) == 2
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_one_log_line_per_recording_and_no_bars_off_a_terminal(tmp_path, capsys):
+    truth_root = tmp_path / "truth"
+    truth_root.mkdir()
+    points = np.random.default_rng(1).uniform(100, 300, (8, 68, 2)).astype(np.float32)
+    points[[2, 5]] = np.nan
+    with h5py.File(truth_root / "u04.h5", "w") as handle:
+        group = handle.create_group("u04_AU_4_1")
+        group.create_dataset("landmarks_rgb", data=points)
+        group.create_dataset("rgb_times_s", data=np.arange(8) / 30.0)
+    manifest = tmp_path / "u04.csv"
+    write_manifest(manifest, [("u04_AU_4_1", "u04", "au", 4, 1, "unused.mp4", 8, 30.0)])
+    # progress left on: stderr is captured here, not a terminal, so tqdm must draw nothing
+    assert main(["landmarks", "--manifest", str(manifest), "--out", str(tmp_path / "u04.h5"),
+                 "--backend", "truth", "--truth-root", str(truth_root)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "u04_AU_4_1:" in line]
+    assert len(lines) == 1 and "u04_AU_4_1: 8 frames, 75.0% valid (0 interpolated), " in lines[0]
+    assert "\r" not in err and "rec/s" not in err

@@ -148,3 +148,16 @@ def test_cli_help_shows_defaults_and_stays_light():
     assert proc.returncode == 0, proc.stderr
     assert "--clip-length" in proc.stdout and "(default: 30)" in proc.stdout
     assert proc.stdout.strip().endswith("NO_TORCH")
+
+
+def test_stage_code_is_what_the_stage_imports():
+    """The rules' code inputs (facemorphic.codedeps): a stage's own files and the modules it imports."""
+    from facemorphic.codedeps import source_closure
+
+    src = REPO / "src"
+    synthetic = {str(p.relative_to(src)) for p in source_closure(src, ("synthetic",))}
+    assert "facemorphic/events/evt3_writer.py" in synthetic  # the synthetic stage writes RAW files with it
+    assert "facemorphic/events/stage.py" not in synthetic and "facemorphic/cli.py" not in synthetic
+    training = {str(p.relative_to(src)) for p in source_closure(src, ("training",))}
+    assert {"facemorphic/models/i3d.py", "facemorphic/shards/io.py", "facemorphic/metrics.py"} <= training
+    assert "facemorphic/evaluation/tables.py" not in training

@@ -107,3 +107,33 @@ def test_unreadable_inputs_name_the_file(tmp_path):
     broken.write_bytes(b"\x00" * 1000)
     with pytest.raises(InputFileError, match="broken.mp4"):
         open_rgb(broken)
+
+
+@pytest.mark.parametrize("first_pts, bframes, options", [(0, 2, {"use_editlist": "0"}), (7, 3, {})])
+def test_reader_and_probe_share_one_clock_with_b_frame_delay(tmp_path, first_pts, bframes, options):
+    """Frame k of the reader is frame k of the probe (and so of the events' windows): both measure time from
+    the smallest packet pts, whatever the container's start_time or the B-frame delay. Frame k is painted
+    with grey level 10 k, so its content says which frame it is."""
+    import fractions
+
+    path = tmp_path / "bframes.mp4"
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.options = {"bf": str(bframes), "crf": "1"}
+        stream.time_base = fractions.Fraction(1, 30)
+        for k in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * k, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = first_pts + k, stream.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    reader = open_rgb(path)
+    assert reader.info.n_frames == 20 and reader.info.times_s[0] == 0.0
+    frames = [(batch_index, time_s, image) for batch in reader.batches(8)
+              for batch_index, time_s, image in zip(batch.indices, batch.times_s, batch.images)]
+    assert [index for index, _, _ in frames] == list(range(20))
+    np.testing.assert_allclose([time_s for _, time_s, _ in frames], np.arange(20) / 30, atol=1e-6)
+    grey = [float(image.mean()) for _, _, image in frames]
+    np.testing.assert_allclose(grey, 10 * np.arange(20), atol=3)

@@ -17,6 +17,7 @@ SRC = Path(workflow.basedir) / "src"
 # Parse-time helpers below import facemorphic from this checkout even before `pip install`.
 sys.path.insert(0, str(SRC))
 
+from facemorphic.codedeps import source_closure  # noqa: E402
 from facemorphic.dataset.layout import list_users  # noqa: E402
 from facemorphic.dataset.options import IngestOptions, SplitOptions  # noqa: E402
 from facemorphic.errors import FacemorphicError  # noqa: E402
@@ -306,15 +307,15 @@ def unsafe_users():
 
 
 def stage_code(*packages):
-    """The Python files of the named facemorphic subpackages (rule inputs, so edits rerun the stage), relative
-    to the working directory when it holds the checkout, so moving the project folder reruns nothing."""
+    """The source files a stage runs: its packages and every facemorphic module they import
+    (facemorphic.codedeps). They are rule inputs, so editing a stage's code reruns that stage and nothing
+    else; relative to the working directory, so moving the project folder reruns nothing."""
     files = []
-    for package in packages:
-        for path in sorted((SRC / "facemorphic" / package).glob("*.py")):
-            try:
-                files.append(os.path.relpath(path))
-            except ValueError:  # another drive (Windows)
-                files.append(str(path))
+    for path in source_closure(SRC, packages):
+        try:
+            files.append(os.path.relpath(path))
+        except ValueError:  # another drive (Windows)
+            files.append(str(path))
     return files
 
 

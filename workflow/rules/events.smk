@@ -4,7 +4,7 @@
 rule events:
     input:
         manifest="results/manifest/{user}.csv",
-        code=stage_code("events", "video"),
+        code=stage_code("events"),
     output:
         "results/events/{user}.h5",
     params:

@@ -5,7 +5,7 @@ rule ingest_user:
     input:
         recordings=user_recording_files,
         sync=sync_csv_files(),
-        code=stage_code("dataset", "video", "events"),
+        code=stage_code("dataset"),
     output:
         manifest="results/manifest/{user}.csv",
         rejects="results/manifest/{user}.rejects.csv",

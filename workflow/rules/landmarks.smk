@@ -5,7 +5,7 @@ rule landmarks:
     input:
         manifest="results/manifest/{user}.csv",
         truth=landmark_truth_files,
-        code=stage_code("landmarks", "video"),
+        code=stage_code("landmarks"),
     output:
         "results/landmarks/{user}.h5",
     params:

@@ -5,7 +5,7 @@ rule predict_run:
     input:
         run="results/runs/{experiment}/seed-{seed}/run.json",
         manifest="results/manifest.csv",
-        code=stage_code("predict", "events", "shards", "training", "models", "video"),
+        code=stage_code("predict"),
     output:
         decisions="results/predict/{experiment}/seed-{seed}/decisions.csv",
     params:

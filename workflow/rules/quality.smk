@@ -9,7 +9,7 @@ rule quality:
         events=expand("results/events/{user}.h5", user=users()),
         landmarks=expand("results/landmarks/{user}.h5", user=users()),
         coefficients=expand("results/coefficients/{user}.h5", user=users()),
-        code=stage_code("quality", "video"),
+        code=stage_code("quality"),
     output:
         report("results/quality.csv", caption="../report/tables/quality.rst", category="Tables"),
     params:

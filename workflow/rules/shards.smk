@@ -8,7 +8,7 @@ rule shards:
         quality="results/quality.csv",
         events=expand("results/events/{user}.h5", user=users()),
         coefficients=expand("results/coefficients/{user}.h5", user=users()),
-        code=stage_code("shards", "video"),
+        code=stage_code("shards"),
     output:
         shards=expand(
             "results/shards/{split}/shard-{k}.h5", split=SPLITS, k=range(config["shards"]["num_shards"])

@@ -3,7 +3,7 @@
 
 rule synth_user:
     input:
-        code=stage_code("synthetic", "events", "video"),
+        code=stage_code("synthetic"),
     output:
         recordings=directory(f"{SYNTHETIC_ROOT}/{{user}}"),
         truth=f"{SYNTHETIC_ROOT}/truth/{{user}}.h5",

@@ -4,7 +4,7 @@
 rule features:
     input:
         shards=rules.shards.output.shards,
-        code=stage_code("training", "models", "shards"),
+        code=stage_code("training"),
     output:
         expand("results/features/resnet18/{{modality}}/{split}.h5", split=SPLITS),
     params:
@@ -35,7 +35,7 @@ rule train_sweep:
     input:
         shards=rules.shards.output.shards,
         features=experiment_features,
-        code=stage_code("training", "models", "shards"),
+        code=stage_code("training"),
     output:
         predictions="results/sweep/{experiment}/lambda-{lam}/seed-{seed}/predictions.csv",
         run="results/sweep/{experiment}/lambda-{lam}/seed-{seed}/run.json",
@@ -98,7 +98,7 @@ rule train:
         shards=rules.shards.output.shards,
         features=experiment_features,
         sweep_table=sweep_table_input,
-        code=stage_code("training", "models", "shards", "evaluation"),
+        code=stage_code("training"),
     output:
         predictions="results/runs/{experiment}/seed-{seed}/predictions.csv",
         run="results/runs/{experiment}/seed-{seed}/run.json",

@@ -106,6 +106,22 @@ def read_sync_csv(paths: Iterable[str | Path]) -> dict[str, int]:
 SYNC_MODES = ("first_event", "triggers")
 
 
+def _probe_pair(cand):
+    """(RGB info, RAW info) of one candidate, or the :class:`Rejection` naming the file that failed."""
+    from ..events.raw import probe_raw
+    from ..video.probe import probe_rgb
+
+    probed = []
+    for label, path, probe in (("RGB", cand.rgb_path, probe_rgb), ("RAW", cand.raw_path, probe_raw)):
+        try:
+            probed.append(probe(path))
+        except InputFileError as exc:
+            return Rejection(cand.user, cand.recording_id, exc.path, f"{label}: {exc.reason}")
+        except OSError as exc:  # unreadable (permissions, I/O error): the probes raise it from open()
+            return Rejection(cand.user, cand.recording_id, str(path), f"{label}: cannot read: {exc.strerror or exc}")
+    return tuple(probed)
+
+
 def ingest_user(
     root: str | Path,
     user: str,
@@ -120,9 +136,7 @@ def ingest_user(
     ``sync="triggers"``) whose RAW has fewer rising trigger edges than RGB frames, is rejected with the
     reason; the others are kept.
     """
-    from ..events.raw import probe_raw
     from ..events.triggers import TRIGGER_OFFSET_SOURCE, read_trigger_edges, sync_to_triggers
-    from ..video.probe import probe_rgb
 
     if sync not in SYNC_MODES:
         raise FacemorphicError(f"option 'sync': {sync!r} is not one of {list(SYNC_MODES)}")
@@ -147,22 +161,11 @@ def ingest_user(
             rejections.append(Rejection(user, cand.recording_id, str(user_sync),
                                         f"sync: {bad_offsets[cand.recording_id]}"))
             continue
-        try:
-            rgb = probe_rgb(cand.rgb_path)
-        except InputFileError as exc:
-            rejections.append(Rejection(user, cand.recording_id, exc.path, f"RGB: {exc.reason}"))
+        probed = _probe_pair(cand)
+        if isinstance(probed, Rejection):
+            rejections.append(probed)
             continue
-        except OSError as exc:  # unreadable (permissions, I/O error): the probes raise it from open()
-            rejections.append(Rejection(user, cand.recording_id, str(cand.rgb_path), f"RGB: cannot read: {exc.strerror or exc}"))
-            continue
-        try:
-            raw = probe_raw(cand.raw_path)
-        except InputFileError as exc:
-            rejections.append(Rejection(user, cand.recording_id, exc.path, f"RAW: {exc.reason}"))
-            continue
-        except OSError as exc:
-            rejections.append(Rejection(user, cand.recording_id, str(cand.raw_path), f"RAW: cannot read: {exc.strerror or exc}"))
-            continue
+        rgb, raw = probed
         trigger_count = drift_us_max = -1
         if cand.recording_id in offsets:
             offset, source = offsets[cand.recording_id], "sync_csv"

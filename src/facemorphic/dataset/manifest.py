@@ -50,6 +50,20 @@ TEXT_COLUMNS = {"recording_id": str, "user": str, "task": str, "sentence": str, 
 REJECT_COLUMNS = ["user", "recording_id", "path", "reason"]
 
 
+def _read_table(path: Path, what: str, required: Iterable[str], **read_csv) -> pd.DataFrame:
+    """A CSV with the ``required`` columns; a missing, unreadable or incomplete file names itself."""
+    try:
+        table = pd.read_csv(path, keep_default_na=False, **read_csv)
+    except FileNotFoundError:
+        raise InputFileError(path, f"{what} does not exist") from None
+    except Exception as exc:
+        raise InputFileError(path, f"cannot read {what}: {exc}") from None
+    missing = set(required) - set(table.columns)
+    if missing:
+        raise InputFileError(path, f"{what} lacks column(s) {sorted(missing)}")
+    return table
+
+
 def read_manifest(path: str | Path, required: Iterable[str] = PER_USER_COLUMNS,
                   user: str | None = None) -> pd.DataFrame:
     """Read a manifest CSV (whole or per user) with the column types the stages expect.
@@ -58,15 +72,7 @@ def read_manifest(path: str | Path, required: Iterable[str] = PER_USER_COLUMNS,
     ``recording_id``, or no row of ``user`` (when given) is an :class:`InputFileError` naming the file.
     """
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False, na_values={"rgb_frames": [""]})
-    except FileNotFoundError:
-        raise InputFileError(path, "manifest does not exist") from None
-    except Exception as exc:
-        raise InputFileError(path, f"cannot read manifest: {exc}") from None
-    missing = set(required) - set(table.columns)
-    if missing:
-        raise InputFileError(path, f"manifest lacks column(s) {sorted(missing)}")
+    table = _read_table(path, "manifest", required, dtype=TEXT_COLUMNS, na_values={"rgb_frames": [""]})
     if "recording_id" in table.columns:
         repeated = sorted(set(table.loc[table["recording_id"].duplicated(), "recording_id"]))
         if repeated:
@@ -89,17 +95,7 @@ def write_manifest(table: pd.DataFrame, path: str | Path) -> None:
 
 def read_rejects(path: str | Path) -> pd.DataFrame:
     """Read a rejects CSV (columns :data:`REJECT_COLUMNS`, all text)."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise InputFileError(path, "rejects file does not exist") from None
-    except Exception as exc:
-        raise InputFileError(path, f"cannot read rejects: {exc}") from None
-    missing = set(REJECT_COLUMNS) - set(table.columns)
-    if missing:
-        raise InputFileError(path, f"rejects file lacks column(s) {sorted(missing)}")
-    return table[REJECT_COLUMNS]
+    return _read_table(Path(path), "rejects file", REJECT_COLUMNS, dtype=str)[REJECT_COLUMNS]
 
 
 def write_rejects(table: pd.DataFrame, path: str | Path) -> None:

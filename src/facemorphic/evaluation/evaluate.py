@@ -56,15 +56,6 @@ def write_sweep_table(sweep_run_dirs, tables_dir: str | Path) -> pd.DataFrame:
     return table
 
 
-def chosen_lambda(sweep_table_path: str | Path, model: str, modality: str) -> float:
-    """The lambda the sweep chose for one model on one modality (row ``chosen`` = ``yes``)."""
-    table = pd.read_csv(sweep_table_path)
-    rows = table[(table["model"] == model) & (table["modality"] == modality) & (table["chosen"] == "yes")]
-    if len(rows) != 1:
-        raise FacemorphicError(f"{sweep_table_path}: no chosen lambda for model {model!r} on {modality!r}")
-    return float(rows["lambda_alpha"].iloc[0])
-
-
 def evaluate_runs(run_dirs, tables_dir: str | Path, figures_dir: str | Path | None = None,
                   split: str = "test", data_source: str = "unstated", sweep_run_dirs=()) -> dict:
     """Write ``{tables_dir}/table{2..5}_*.csv``, ``runs.csv`` (per-run scores) and ``predictions.csv`` (every

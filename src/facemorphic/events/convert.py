@@ -1,11 +1,22 @@
 """Convert a RAW/DAT file to ``.npy``, ``.csv`` or ``.h5`` events, streaming, without the Metavision SDK.
 
-* ``.npy``: the dtype of the reference decodes (``t`` int64 us raw sensor time, ``x``/``y`` uint16, ``p``
-  uint8), stream order. The ``.npy`` header is written with a fixed-width shape field first and
-  rewritten with the final count, so the file is streamed without knowing the count in advance.
-* ``.csv``: a ``t,x,y,p`` header line, one event per line.
-* ``.h5``: datasets ``events`` and ``triggers`` (compound dtypes as above, chunked, gzip level 1) and
-  attrs ``format``, ``width``, ``height``, ``source``, ``n_outside``, ``truncated``.
+Times are always microseconds of the raw sensor clock (no shift to zero); polarity is 0 (OFF) / 1 (ON).
+
+* ``.npy``: the dtype of the reference decodes (``t`` int64 us, ``x``/``y`` uint16, ``p`` uint8), stream
+  order. The ``.npy`` header is written with a fixed-width shape field first and rewritten with the final
+  count, so the file is streamed without knowing the count in advance.
+* ``.csv``: a ``t,x,y,p`` header line, one event per line (integers, ``t`` in us).
+* ``.h5``: one 1-D dataset per field, ``events/t`` int64 us, ``events/x`` uint16, ``events/y`` uint16,
+  ``events/p`` uint8, and the triggers beside them as ``triggers/t`` int64 us, ``triggers/id`` uint8,
+  ``triggers/p`` uint8 (chunked, gzip level 1; every ``t`` dataset has the attr ``unit = "us"``); root
+  attrs ``format``, ``width``, ``height``, ``source``, ``n_outside``, ``truncated``. This is the layout
+  evlib's ``evlib.load_events`` opens (a group ``events`` with ``t, x, y, p``; checked against evlib 0.13.2
+  by ``tests/test_events_convert.py``) and the field naming of DSEC's ``events.h5`` (which also holds
+  ``t_offset`` and ``ms_to_idx``, not written here). tonic has no reader for a standalone HDF5 event file
+  (only its DSEC dataset class, tied to DSEC's folders), and a table of compound records (the previous
+  layout) is opened by none of them.
+  Metavision's own HDF5 reader needs ``CD/events`` compressed with Prophesee's ECF codec, which cannot be
+  written without Prophesee's plugin: Metavision users should read the RAW file itself.
 
 Triggers go beside a ``.npy``/``.csv`` output as ``{stem}.triggers{suffix}`` (dtype ``t, id, p``),
 inside the ``.h5``. Outputs are written atomically.
@@ -70,16 +81,23 @@ class _CsvStream:
         pass
 
 
-class _H5Stream:
+class _H5ColumnStream:
+    """A record array streamed into group ``name`` as one growing 1-D dataset per field: readers such as
+    evlib take column datasets (``events/t``, ``events/x``, ...), not a compound table."""
+
     def __init__(self, h5, name, dtype):
-        self.ds = h5.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,),
-                                    compression="gzip", compression_opts=1)
+        group = h5.create_group(name)
+        self.columns = {field: group.create_dataset(field, shape=(0,), maxshape=(None,), dtype=dtype[field],
+                                                    chunks=(1 << 16,), compression="gzip", compression_opts=1)
+                        for field in dtype.names}
+        self.columns["t"].attrs["unit"] = "us"
 
     def write(self, array: np.ndarray) -> None:
         if len(array):
-            n = self.ds.shape[0]
-            self.ds.resize((n + len(array),))
-            self.ds[n:] = array
+            for field, ds in self.columns.items():
+                n = ds.shape[0]
+                ds.resize((n + len(array),))
+                ds[n:] = array[field]
 
     def close(self) -> None:
         pass
@@ -99,7 +117,8 @@ def convert_raw(raw_path: str | Path, out: str | Path, chunk_words: int = DEFAUL
             import h5py
 
             h5 = stack.enter_context(h5py.File(tmp, "w"))
-            events_out, triggers_out = _H5Stream(h5, "events", EVENT_DTYPE), _H5Stream(h5, "triggers", TRIGGER_DTYPE)
+            events_out = _H5ColumnStream(h5, "events", EVENT_DTYPE)
+            triggers_out = _H5ColumnStream(h5, "triggers", TRIGGER_DTYPE)
         else:
             tmp_trig = stack.enter_context(atomic_path(triggers_path(out)))
             fh = stack.enter_context(open(tmp, "wb"))
@@ -112,7 +131,8 @@ def convert_raw(raw_path: str | Path, out: str | Path, chunk_words: int = DEFAUL
         if progress:
             from tqdm import tqdm
 
-            bar = stack.enter_context(tqdm(unit="ev", unit_scale=True, desc=Path(raw_path).name))
+            # disable=None: a bar only when stderr is a terminal, so redirected logs get no \r-bar lines
+            bar = stack.enter_context(tqdm(unit="ev", unit_scale=True, desc=Path(raw_path).name, disable=None))
         for chunk in reader.chunks(reuse_buffers=True):
             events_out.write(chunk.events)
             triggers_out.write(chunk.triggers)

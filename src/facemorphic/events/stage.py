@@ -26,6 +26,7 @@ group; the other recordings are still written.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,15 +156,20 @@ def run_events(manifest_path: str | Path, out_path: str | Path, options: EventsO
         if progress:
             from tqdm import tqdm
 
-            iterator = tqdm(rows, desc=Path(out_path).stem, unit="rec")
+            # disable=None: a bar only when stderr is a terminal; a redirected log gets the lines below
+            iterator = tqdm(rows, desc=Path(out_path).stem, unit="rec", disable=None)
         for row in iterator:
             rid = str(row.recording_id)
             raw_path, rgb_path = _resolve(row.raw_path, data_root), _resolve(row.rgb_path, data_root)
             try:
+                started = time.perf_counter()
                 times = read_frame_times(rgb_path)
                 by_triggers = str(getattr(row, "offset_source", "")) == TRIGGER_OFFSET_SOURCE
-                write_recording(h5, rid, raw_path, times, int(row.event_offset_us), options, by_triggers)
+                record = write_recording(h5, rid, raw_path, times, int(row.event_offset_us), options, by_triggers)
                 result.written.append(rid)
+                log.info("%s: %d frames, %d events, %.1f%% empty frames, %.1f s", rid, record.n_frames,
+                         record.attrs["n_events"], 100 * record.attrs["n_empty_frames"] / max(record.n_frames, 1),
+                         time.perf_counter() - started)
             except Exception as exc:  # one bad recording must not lose the user's other recordings
                 if rid in h5:
                     del h5[rid]

@@ -8,8 +8,19 @@ z is 0 for 2D backends), ``bbox`` float32 ``[T, 4]`` (x1, y1, x2, y2: tight box 
 ``backend``, ``landmarks_type`` and whatever the caller adds (frame counts, problems). gzip level 4,
 chunked by clip (up to 256 frames).
 
-The CSV has one row per frame, in the spirit of OpenFace's FeatureExtraction output: ``frame, time,
-valid, interpolated, score, box_x1, box_y1, box_x2, box_y2, x0..x67, y0..y67, z0..z67``.
+The per-input CSV has one row per frame, in one of two formats:
+
+* ``facemorphic`` (:func:`track_table`): ``frame`` (from 0), ``time`` (s), ``valid``, ``interpolated``,
+  ``score``, ``box_x1, box_y1, box_x2, box_y2``, ``x0..x67``, ``y0..y67``, ``z0..z67`` (pixels);
+* ``openface`` (:func:`openface_table`): the column names of OpenFace 2's FeatureExtraction CSV for the
+  values we have (OpenFace wiki "Output Format"; its ``RecorderCSV`` writes ``frame, face_id, timestamp,
+  confidence, success`` for sequences): ``frame`` (counted from 1, as OpenFace does), ``face_id`` (always
+  0: the one tracked face), ``timestamp`` (s), ``confidence`` (the backend's score, 0 where no face; not
+  OpenFace's calibrated 0..1), ``success`` (1 where the frame has landmarks, detected or interpolated),
+  then ``x_0..x_67``, ``y_0..y_67`` (2D iBUG-68 landmarks in pixels, empty where no face). OpenFace's 3D
+  landmarks ``X_0..Z_67`` are in millimetres in camera space; we have no metric depth, so they are left
+  out, as are gaze, pose and AU columns. Columns are separated by ``,`` (OpenFace writes ``", "``; readers
+  that strip spaces take both).
 """
 
 from __future__ import annotations
@@ -89,8 +100,29 @@ def read_landmark_track(path: str | Path, recording_id: str) -> LandmarkTrack:
         return read_track_group(handle[recording_id])
 
 
+#: OpenFace FeatureExtraction's leading sequence columns and its 2D landmark columns, in its order
+OPENFACE_COLUMNS = (("frame", "face_id", "timestamp", "confidence", "success")
+                    + tuple(f"x_{k}" for k in range(68)) + tuple(f"y_{k}" for k in range(68)))
+
+
+def openface_table(track: LandmarkTrack) -> pd.DataFrame:
+    """The per-frame table of a track with OpenFace's column names (``openface`` in the module docstring),
+    so tools written for OpenFace's CSV read our landmarks without a mapping of their own."""
+    columns = {
+        "frame": np.arange(1, len(track) + 1),
+        "face_id": np.zeros(len(track), dtype=int),
+        "timestamp": track.time_s,
+        "confidence": np.where(track.valid, track.score, 0.0),
+        "success": track.valid.astype(int),
+    }
+    for axis, letter in enumerate("xy"):
+        for point in range(track.landmarks.shape[1]):
+            columns[f"{letter}_{point}"] = track.landmarks[:, point, axis]
+    return pd.DataFrame(columns, columns=list(OPENFACE_COLUMNS))
+
+
 def track_table(track: LandmarkTrack) -> pd.DataFrame:
-    """The per-frame CSV table of a track (columns in the module docstring)."""
+    """The per-frame CSV table of a track (``facemorphic`` in the module docstring)."""
     columns = {
         "frame": np.arange(len(track)),
         "time": track.time_s,

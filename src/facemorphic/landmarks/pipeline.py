@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,9 @@ def landmark_stream(backend: LandmarkBackend, path: str | Path, options: TrackOp
     if reader.info.n_frames != n_frames:
         log.warning("%s: %d frames in the stream, %d expected; frames beyond the stream are invalid",
                     path, reader.info.n_frames, n_frames)
+    # disable=None: a bar only when stderr is a terminal, so a redirected log gets no \r-bar lines
     with tqdm(total=min(n_frames, reader.info.n_frames), desc=Path(path).name, unit="frame",
-              disable=not options.progress, leave=False) as bar:
+              disable=None if options.progress else True, leave=False) as bar:
         track = track_video(backend, reader.batches(options.lanes * options.lane_frames), n_frames,
                             lanes=options.lanes, progress=bar)
     n_found = int(track.valid.sum())
@@ -71,8 +73,8 @@ def landmark_stream(backend: LandmarkBackend, path: str | Path, options: TrackOp
         "n_decode_errors": int(reader.decode_errors),
         "problems": reader.problems,
     }
-    log.info("%s: %d/%d frames with a face, %d interpolated, %d not decoded", path, n_found, n_frames,
-             n_filled, n_frames - attrs["n_frames_decoded"])
+    log.debug("%s: %d/%d frames with a face, %d interpolated, %d not decoded", path, n_found, n_frames,
+              n_filled, n_frames - attrs["n_frames_decoded"])
     return track, attrs
 
 
@@ -104,8 +106,9 @@ def landmark_manifest(rows: pd.DataFrame, out: str | Path, backend_name: str,
         if backend is not None and hasattr(backend, "device"):
             handle.attrs["device"] = backend.device
         for row in tqdm(list(rows.itertuples(index=False)), desc="landmarks", unit="rec",
-                        disable=not options.progress):
+                        disable=None if options.progress else True):
             expected = int(float(row.rgb_frames)) if str(row.rgb_frames).strip() not in ("", "nan") else None
+            started = time.perf_counter()
             try:
                 if backend is None:
                     points, times = read_truth_landmarks(truth_root, row.user, row.recording_id)
@@ -122,6 +125,9 @@ def landmark_manifest(rows: pd.DataFrame, out: str | Path, backend_name: str,
             attrs.update(backend=backend_name, landmarks_type=landmarks_type, max_gap=options.max_gap,
                          smooth=options.smooth)
             write_track_group(handle, row.recording_id, track, attrs)
+            log.info("%s: %d frames, %.1f%% valid (%d interpolated), %.1f s", row.recording_id, len(track),
+                     100 * float(track.valid.mean()) if len(track) else 0.0, int(track.interpolated.sum()),
+                     time.perf_counter() - started)
         handle.attrs["failures"] = json.dumps(failures)
         if len(rows) and len(failures) == len(rows):
             raise FacemorphicError(f"{out}: every recording failed: " + "; ".join(failures.values()))

@@ -10,7 +10,6 @@ validation split, else ``checkpoints/last.ckpt``, as training's own predictions 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import h5py
 
 from .. import MODEL_INPUTS
 from ..errors import FacemorphicError, InputFileError
+from ..training.runfolder import read_run_json
 
 
 @dataclass
@@ -39,17 +39,7 @@ class TrainedRun:
 
 
 def read_run_summary(run_dir: Path) -> dict:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise InputFileError(path, "run folder has no run.json (was the training run finished?)")
-    try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc.msg})") from None
-    missing = [key for key in ("model", "modality", "clip_length", "shards_dir") if key not in summary]
-    if missing:
-        raise InputFileError(path, f"run summary lacks {missing}")
-    return summary
+    return read_run_json(run_dir, required=("model", "modality", "clip_length", "shards_dir"))
 
 
 def shard_layout(shards_dir: Path, run_json: Path) -> dict:

@@ -24,7 +24,6 @@ job free of the renderer's JIT compilation).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 
 from .. import ACTION_UNITS
 from ..errors import FacemorphicError, InputFileError
+from ..training.runfolder import read_run_json
 from ..evaluation.tables import PAPER_TABLE4_TOP1
 from ..fileio import atomic_path
 
@@ -193,13 +193,7 @@ class RunCurves:
 
 def read_run_curves(run_dir: str | Path) -> RunCurves:
     run_dir = Path(run_dir)
-    info_path = run_dir / "run.json"
-    if not info_path.is_file():
-        raise InputFileError(info_path, "missing from the run folder")
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(info_path, f"not JSON: {exc}") from None
+    info = read_run_json(run_dir)
     return RunCurves(int(info.get("seed", 0)), read_epoch_metrics(run_dir / "metrics.csv"), info)
 
 

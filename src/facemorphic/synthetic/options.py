@@ -57,7 +57,8 @@ class CorpusOptions:
     sequences_per_subject: int = option(8, "AU sequences per D3DFACS-style subject (half single AUs, half "
                                            "combinations)", minimum=1)
     frames_per_sequence: int = option(5, "PLY frames per sequence: neutral, rise, apex, fall, release", minimum=3)
-    vocaset_subjects: int = option(16, "subjects with VOCASET-style neutral templates and speech sequences",
+    vocaset_subjects: int = option(12, "subjects with VOCASET-style neutral templates and speech sequences (12 "
+                                       "+ 10 D3DFACS-style: the paper's 22 identities)",
                                    minimum=0)
     vocaset_sentences: int = option(2, "sentences per VOCASET-style subject", minimum=1)
     vocaset_frames: int = option(16, "frames per sentence at 60 fps", minimum=2)

@@ -38,7 +38,7 @@ def run(args) -> int:
 
     options = options_from_args(TrainOptions, args)
     if args.lambda_alpha_from:
-        from ..evaluation.evaluate import chosen_lambda
+        from ..evaluation.sweep import chosen_lambda
 
         options.lambda_alpha = chosen_lambda(args.lambda_alpha_from, options.model, options.modality)
     if args.threads > 0:

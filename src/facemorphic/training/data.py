@@ -28,7 +28,7 @@ import hdf5plugin  # noqa: F401  (registers the LZ4 filter the shards use)
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import FacemorphicError, InputFileError
 from ..shards.io import ShardSample, list_samples
@@ -339,16 +339,32 @@ class ShardDataModule(pl.LightningDataModule):
         if not self.split_samples(self.train_split) and stage in (None, "fit"):
             raise FacemorphicError(f"no training samples in {self.shards_dir / self.train_split}")
 
+    def training_sampler(self, dataset: ClipDataset) -> DistributedSampler:
+        """This process's share of each epoch's shuffled training items.
+
+        The epoch's permutation depends only on the seed and the epoch (Lightning calls ``set_epoch``), and
+        process r of W takes its items r, r+W, ... So with W processes of ``batch_size`` clips, step s of the
+        W processes together sees exactly the clips of step s of one process with ``W * batch_size``, and
+        DDP's averaged gradient is that batch's gradient: the result does not depend on how the batch is
+        split over processes (the trainer runs with ``use_distributed_sampler=False`` so that Lightning does
+        not substitute a sampler of its own). Without a trainer (or with one process) W = 1.
+        """
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+
     def _loader(self, dataset: ClipDataset, shuffle: bool, persistent: bool = True) -> DataLoader:
-        # the generator fixes the shuffle order and the workers' base seed (their random windows)
+        # shuffled (training) items come from training_sampler; evaluation loaders give every process the whole
+        # split, in order. The generator fixes the workers' base seed (their random windows)
+        sampler = self.training_sampler(dataset) if shuffle else None
         if isinstance(dataset, InMemoryClips):
             batch_size = self.batch_size
             if not shuffle and dataset.input_key != "frames":
                 batch_size = max(batch_size, EVAL_BATCH_IN_MEMORY)
-            return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=0, collate_fn=collated,
+            return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0, collate_fn=collated,
                               pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(self.seed))
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0 and persistent,
             generator=torch.Generator().manual_seed(self.seed),
         )

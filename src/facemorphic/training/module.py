@@ -14,6 +14,11 @@ rebuilt exactly from the weight file or init seed recorded in the hyperparameter
 Metrics are gathered over the epoch and logged once at its end (losses weighted by batch size, top-k by
 :func:`facemorphic.metrics.topk_hits` over all of the epoch's logits): a ``self.log`` per step and metric
 cost more than the arithmetic of the small models. Each epoch ends with one plain log line.
+
+Under DDP each process trains on its share of the epoch's clips, so the training metrics are summed over the
+processes (one ``all_reduce`` of the epoch's totals) and every process logs the whole epoch's values, the
+ones one process would log; validation already sees the whole split in every process
+(:meth:`facemorphic.training.data.ShardDataModule.training_sampler`).
 """
 
 from __future__ import annotations
@@ -126,21 +131,31 @@ class AUModule(pl.LightningModule):
         record = self._epoch.pop(stage, None)
         if not record:
             return {}
-        sizes = torch.tensor(record["sizes"], dtype=torch.float32)
-        values = {}
-        for name in record["losses"][0]:
-            per_batch = torch.stack([losses[name].float().cpu() for losses in record["losses"]])
-            values[f"{stage}_{name}"] = float((per_batch * sizes).sum() / sizes.sum())
+        sizes = torch.tensor(record["sizes"], dtype=torch.float64)
+        names = list(record["losses"][0])
         logits, labels = torch.cat(record["logits"]), torch.cat(record["labels"])
-        for k in TOPK:
-            values[f"{stage}_top{k}"] = float(topk_hits(logits, labels, k).mean())
-        nonfinite = int(nonfinite_rows(logits).sum())
+        # the epoch's totals: clips, size-weighted loss sums, top-k hits, non-finite rows
+        totals = torch.tensor([
+            float(sizes.sum()),
+            *[float((torch.stack([losses[name].double().cpu() for losses in record["losses"]]) * sizes).sum())
+              for name in names],
+            *[float(topk_hits(logits, labels, k).sum()) for k in TOPK],
+            float(nonfinite_rows(logits).sum()),
+        ], dtype=torch.float64)
+        if stage == "train" and self.trainer.world_size > 1:
+            totals = self.trainer.strategy.reduce(totals.to(self.device), reduce_op="sum").cpu()
+        clips = float(totals[0])
+        values = {f"{stage}_{name}": float(totals[1 + i]) / clips for i, name in enumerate(names)}
+        for j, k in enumerate(TOPK):
+            values[f"{stage}_top{k}"] = float(totals[1 + len(names) + j]) / clips
+        nonfinite = int(totals[-1])
         if nonfinite:
             log.warning("epoch %d: %d of %d %s clips have non-finite logits (scored as misses)",
-                        self.current_epoch, nonfinite, len(labels), stage)
+                        self.current_epoch, nonfinite, int(clips), stage)
         values[f"{stage}_nonfinite"] = float(nonfinite)
         for name, value in values.items():
-            self.log(name, value, sync_dist=stage != "train")
+            # already the whole epoch's values in every process: nothing left to synchronise
+            self.log(name, value)
         return values
 
     def on_train_epoch_start(self) -> None:

@@ -21,12 +21,20 @@ Predictions come from best.ckpt when there is a val split, else from the final w
 second, byte-identical "best" file would only double the grid's checkpoints). Runs are reproducible: the
 seed fixes initialisation, shuffling and random windows, and torch's deterministic algorithms are asked
 for (with a warning where an operation has none).
+
+With ``strategy: ddp`` and several devices, Lightning starts one process per device and each runs this
+function: ``batch_size`` is per process, and the epoch's shuffled clips are shared out so that W processes of
+``batch_size`` train like one process of ``W * batch_size`` (``ShardDataModule.training_sampler``). Only the
+global rank 0 clears the run folder, writes the logs and checkpoints (Lightning's CSVLogger and
+``save_checkpoint`` write on rank 0) and predicts and writes ``predictions.csv`` and ``run.json``; the other
+processes return after training.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -65,6 +73,21 @@ class RunConfig(TrainOptions):
 
 def _devices(value: str):
     return int(value) if str(value).isdigit() else value
+
+
+def cluster_environments() -> list:
+    """Lightning's cluster environment when it must not be the one it detects: inside a SLURM job of one task
+    (how the SLURM executor submits a job) Lightning would take SLURM to have started every process, so
+    ``devices: 2`` would wait for a second task that never comes; the job's own process starts them instead,
+    as outside SLURM. A job of several tasks (``srun`` started one per device) keeps Lightning's detection."""
+    from lightning_fabric.plugins.environments import (
+        LightningEnvironment,
+        SLURMEnvironment,
+    )
+
+    if SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) == 1:
+        return [LightningEnvironment()]
+    return []
 
 
 @dataclass
@@ -174,17 +197,20 @@ def train_run(config: RunConfig) -> dict:
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.utilities import rank_zero_only
 
     from ..models.factory import MODEL_INPUTS
+    from ..shards.io import coefficient_count
     from .data import ShardDataModule
     from .features import check_features
-    from ..shards.io import coefficient_count
     from .module import AUModule
 
     if (MODEL_INPUTS.get(config.model) == "coefficients") != (config.modality == "coefficients"):
         raise FacemorphicError(f"model {config.model} cannot read modality {config.modality}")
     out_dir = Path(config.out_dir)
-    for stale in ("checkpoints", "metrics.csv", "hparams.yaml", "predictions.csv", "run.json"):
+    # DDP's other processes rerun this function after rank 0 has started training: only rank 0 clears the folder
+    stale_outputs = ("checkpoints", "metrics.csv", "hparams.yaml", "predictions.csv", "run.json")
+    for stale in stale_outputs if rank_zero_only.rank == 0 else ():
         target = out_dir / stale
         if target.is_dir():
             shutil.rmtree(target)
@@ -225,7 +251,8 @@ def train_run(config: RunConfig) -> dict:
         logger=CSVLogger(save_dir=str(out_dir), name="", version=""), callbacks=callbacks,
         enable_checkpointing=has_val, default_root_dir=str(out_dir), limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0, enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
-        log_every_n_steps=1,
+        log_every_n_steps=1, use_distributed_sampler=False,  # the data module shares the clips out itself
+        plugins=cluster_environments(),
     )
     with warnings.catch_warnings():
         # the frozen trunk is in eval mode on purpose (BatchNorm statistics must not move)

@@ -42,6 +42,10 @@ class RgbInfo:
     times_s: np.ndarray  # float64 [n_frames], relative to the first frame
     #: frame numbers missing from the stream: gaps in the JPEG names' indices, or in the video's timestamps
     dropped_frames: tuple[int, ...] = ()
+    #: video only: the presentation timestamp (stream ticks) of frame 0, the smallest packet pts. The reader
+    #: measures frame times from it too, so frames, landmarks and event windows share one clock even where
+    #: the container's start_time differs (edit lists, B-frame delay).
+    first_pts: int | None = None
 
     @property
     def duration_s(self) -> float:
@@ -135,7 +139,8 @@ def _probe_video(path: Path) -> RgbInfo:
     ticks = np.sort(np.asarray(pts, dtype=np.int64))
     times = (ticks - ticks[0]).astype(np.float64) * float(time_base)
     fps = _median_fps(times, path)
-    return RgbInfo(str(path), "video", len(times), fps, int(width), int(height), times, _timeline_gaps(times, fps))
+    return RgbInfo(str(path), "video", len(times), fps, int(width), int(height), times, _timeline_gaps(times, fps),
+                   first_pts=int(ticks[0]))
 
 
 def _timeline_gaps(times_s: np.ndarray, fps: float) -> tuple[int, ...]:

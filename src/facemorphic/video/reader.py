@@ -139,8 +139,8 @@ class RgbReader:
                     continue
                 for frame in decoded:
                     if frame.pts is not None:
-                        if first_pts is None:
-                            first_pts = stream.start_time if stream.start_time is not None else frame.pts
+                        if first_pts is None:  # the probe's clock: frame 0 is the smallest packet pts
+                            first_pts = self.info.first_pts if self.info.first_pts is not None else frame.pts
                         time_s = (frame.pts - first_pts) * time_base
                         index = int(np.searchsorted(times, time_s - 0.5 * period))
                     else:

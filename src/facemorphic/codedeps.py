@@ -1,0 +1,63 @@
+"""Which source files a stage runs: the rules list them as inputs, so editing a stage's code reruns that stage
+and what depends on it, and editing another stage's code does not (docs/ARCHITECTURE.md, "Stages").
+
+The closure is read from the sources with :mod:`ast` (no import): every ``facemorphic`` module a file
+imports, at module level or inside a function, followed transitively. Package ``__init__`` files are lazy
+(:mod:`facemorphic._lazy`), so importing one submodule does not pull in its siblings; a rule that writes
+synthetic RAW files with :mod:`facemorphic.events.evt3_writer` is therefore not rerun by an edit of
+:mod:`facemorphic.events.stage`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+
+def _module_file(src: Path, dotted: str) -> Path | None:
+    base = src / Path(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(src: Path, path: Path) -> set[str]:
+    """Dotted names of the facemorphic modules (or names inside them) that one file imports."""
+    parts = path.relative_to(src).with_suffix("").parts
+    package = parts[:-1]  # a module's package; for an __init__, the package itself (parts minus "__init__")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "facemorphic")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package[:len(package) - node.level + 1])
+                module = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.split(".")[0] == "facemorphic":
+                module = node.module
+            else:
+                continue
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def source_closure(src: str | Path, packages: tuple[str, ...] | list[str]) -> list[Path]:
+    """The files of ``facemorphic.<package>`` for each package, and every facemorphic file they import,
+    sorted. ``src`` is the folder holding the ``facemorphic`` package."""
+    src = Path(src)
+    todo = [path for package in packages for path in (src / "facemorphic" / package).glob("*.py")]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for dotted in _imported_modules(src, path):
+            names = dotted.split(".")
+            for end in range(1, len(names) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                found = _module_file(src, ".".join(names[:end]))
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return sorted(seen)
