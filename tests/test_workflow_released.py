@@ -37,8 +37,9 @@ def test_released_bases_run_morphable_and_fit_through_snakemake(tiny_pipeline, t
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     model = load_model(project / "results" / "morphable" / "model.h5")
-    np.testing.assert_allclose(model.template, arrays["template"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(model.au_weights, arrays["au_weights"], rtol=1e-12)
+    # the model file stores float32
+    np.testing.assert_allclose(model.template, arrays["template"], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(model.au_weights, arrays["au_weights"], rtol=1e-6)
     expected_landmarks = arrays["landmarks_1based"].astype(int) - 1
     expected_landmarks[17], expected_landmarks[26] = 3709 - 1, 695 - 1  # the authors' fix-up, on by default
     with h5py.File(project / "results" / "coefficients" / "user00.h5") as file:
@@ -47,4 +48,4 @@ def test_released_bases_run_morphable_and_fit_through_snakemake(tiny_pipeline, t
         assert groups and all(group["alpha_au"].shape[1] == 32 for group in groups)
         assert any(np.isfinite(group["alpha_au"][()]).all(axis=1).any() for group in groups)
     np.testing.assert_allclose(model.landmark_points(model.template), arrays["template"][expected_landmarks],
-                               atol=1e-12)
+                               atol=1e-7)

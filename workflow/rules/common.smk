@@ -386,12 +386,13 @@ def morphable_arguments(wildcards, input):
 
 
 def training_gpus():
-    """gpu=1 for training jobs unless they are told to run on the CPU."""
-    if config["training"]["accelerator"] == "cpu":
+    """The GPUs a training job asks for: training.devices when it is a number (DDP), else 1, and none when
+    the job is told to run on the CPU (or, with accelerator auto, when the machine has no GPU)."""
+    training = config["training"]
+    if training["accelerator"] == "cpu" or (training["accelerator"] == "auto" and not shutil_which("nvidia-smi")):
         return 0
-    if config["training"]["accelerator"] == "gpu":
-        return 1
-    return int(shutil_which("nvidia-smi"))
+    devices = str(training["devices"])
+    return int(devices) if devices.isdigit() else 1
 
 
 def experiment(wildcards):

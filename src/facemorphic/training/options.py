@@ -27,7 +27,7 @@ class TrainOptions:
     modality: str = option("events", "what the network sees", choices=MODALITIES)
     lambda_alpha: float = option(0.0, "weight of the per-frame 3DMM coefficient loss L_alpha (0: off)", minimum=0)
     epochs: int = option(30, "training epochs", minimum=1)
-    batch_size: int = option(8, "clips per batch", minimum=1)
+    batch_size: int = option(8, "clips per batch (per process under DDP)", minimum=1)
     lr: float = option(1e-3, "Adam learning rate", minimum=1e-12)
     clip_length: int = option(30, "frames per clip L (the paper's 75 is 2.5 s at 30 fps; the synthetic AU "
                                   "recordings of the default run last 1.5 s)", minimum=1)
