@@ -1,8 +1,8 @@
 # Helpers shared by all the rule files. They say where the dataset is, which users it has, which stage
 # code each rule lists as an input (editing a stage module reruns that stage), and give each stage's
-# options as one JSON string
-# (docs/ARCHITECTURE.md, "How a value travels"). Rules pass that string as a plain param, which Snakemake
-# records, so changing any value reruns exactly the jobs that read it and their dependants.
+# options as one JSON string (docs/ARCHITECTURE.md, "How a value travels"). Rules pass that string as a
+# plain param, which Snakemake records, so changing any value reruns exactly the jobs that read it and
+# their dependants.
 import json
 import math
 import os
