@@ -3,6 +3,7 @@
 # options as one JSON string (docs/ARCHITECTURE.md, "How a value travels"). Rules pass that string as a
 # plain param, which Snakemake records, so changing any value reruns exactly the jobs that read it and
 # their dependants.
+import functools
 import json
 import math
 import os
@@ -251,7 +252,7 @@ def sweep_run_options(wildcards):
 
 def predicted_splits(wildcards):
     """Validation predictions too when the experiment carves a validation split."""
-    return "val test" if experiment_values(experiment(wildcards)["name"])["val_fraction"] > 0 else "test"
+    return ["val", "test"] if experiment_values(experiment(wildcards)["name"])["val_fraction"] > 0 else ["test"]
 
 
 def sweep_table_input(wildcards):
@@ -259,9 +260,7 @@ def sweep_table_input(wildcards):
 
 
 def lambda_from_argument(wildcards, input):
-    if input.sweep_table:
-        return f"--lambda-alpha-from {shlex.quote(input.sweep_table[0])}"
-    return ""
+    return ["--lambda-alpha-from", input.sweep_table[0]] if input.sweep_table else []
 
 
 def sweep_runs():
@@ -281,8 +280,9 @@ def dataset_root():
     return config["dataset"]["root"]
 
 
+@functools.cache
 def _user_folders():
-    """(safe, unsafe) user folder names of a folder dataset."""
+    """(safe, unsafe) user folder names of a folder dataset (scanned once per parse)."""
     names = list(config["dataset"]["users"]) or list_users(dataset_root())
     safe = [name for name in names if re.fullmatch(SAFE_NAME_PATTERN, name)]
     return safe, [name for name in names if name not in safe]
@@ -380,9 +380,9 @@ def morphable_inputs(wildcards):
 
 
 def morphable_arguments(wildcards, input):
-    """The morphable CLI's source options, from the inputs chosen above (paths, quoted)."""
+    """The morphable CLI's source options, from the inputs chosen above (a list: the rule quotes each item)."""
     keys = ("d3dfacs", "vocaset", "template", "embedding", *RELEASED_KEYS)
-    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys if key in input.keys())
+    return [item for key in keys if key in input.keys() for item in (f"--{key.replace('_', '-')}", input[key])]
 
 
 def training_gpus():
@@ -415,9 +415,7 @@ def experiment_features(wildcards):
 
 
 def features_dir_argument(wildcards, input):
-    if input.features:
-        return f"--features-dir {shlex.quote(str(Path(input.features[0]).parent))}"
-    return ""
+    return ["--features-dir", str(Path(input.features[0]).parent)] if input.features else []
 
 
 def report_figure_targets():

@@ -23,5 +23,5 @@ rule morphable:
     conda:
         "../../envs/morphable.yaml"
     shell:
-        "{params.facemorphic} morphable {params.sources} --out {output.model:q} --figure {output.figure:q} "
+        "{params.facemorphic} morphable {params.sources:q} --out {output.model:q} --figure {output.figure:q} "
         "--options {params.options:q} > {log:q} 2>&1"

@@ -29,7 +29,7 @@ rule predict_run:
     shell:
         "{params.facemorphic} predict --run {params.run_dir:q} --manifest {input.manifest:q} "
         "--split {params.split:q} --out-dir {params.out_dir:q} --options {params.options:q} "
-        "--events-options {params.events:q} --threads {params.cores} > {log:q} 2>&1"
+        "--events-options {params.events:q} --threads {params.cores:q} > {log:q} 2>&1"
 
 
 rule predict:

@@ -23,7 +23,7 @@ rule synth_user:
     conda:
         "../../envs/synthetic.yaml"
     shell:
-        "{params.facemorphic} synth --root {params.root:q} --user {wildcards.user:q} --user-index {params.user_index} "
+        "{params.facemorphic} synth --root {params.root:q} --user {wildcards.user:q} --user-index {params.user_index:q} "
         "--options {params.options:q} --no-progress > {log:q} 2>&1"
 
 

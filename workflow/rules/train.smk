@@ -28,7 +28,7 @@ rule features:
     shell:
         "{params.facemorphic} features --shards-dir {params.shards_dir:q} --modality {wildcards.modality:q} "
         "--out-dir {params.out_dir:q} --splits {params.splits:q} --options {params.options:q} "
-        "--threads {params.cores} > {log:q} 2>&1"
+        "--threads {params.cores:q} > {log:q} 2>&1"
 
 
 rule train_sweep:
@@ -60,8 +60,8 @@ rule train_sweep:
         "../../envs/train.yaml"
     shell:
         "{params.facemorphic} train --shards-dir {params.shards_dir:q} --out-dir {params.out_dir:q} "
-        "--experiment {wildcards.experiment:q} --seed {wildcards.seed} --options {params.options:q} "
-        "{params.features} --predict-splits val --threads {params.cores} > {log:q} 2>&1"
+        "--experiment {wildcards.experiment:q} --seed {wildcards.seed:q} --options {params.options:q} "
+        "{params.features:q} --predict-splits val --threads {params.cores:q} > {log:q} 2>&1"
 
 
 rule lambda_sweep:
@@ -125,8 +125,8 @@ rule train:
         "../../envs/train.yaml"
     shell:
         "{params.facemorphic} train --shards-dir {params.shards_dir:q} --out-dir {params.out_dir:q} "
-        "--experiment {wildcards.experiment:q} --seed {wildcards.seed} --options {params.options:q} "
-        "{params.features} {params.lambda_from} --predict-splits {params.splits} --threads {params.cores} "
+        "--experiment {wildcards.experiment:q} --seed {wildcards.seed:q} --options {params.options:q} "
+        "{params.features:q} {params.lambda_from:q} --predict-splits {params.splits:q} --threads {params.cores:q} "
         "> {log:q} 2>&1"
 
 

@@ -125,6 +125,18 @@ def _media_columns(row) -> tuple[dict, list[str]]:
     return values, problems
 
 
+def _missing(handle, recording_id: str, stage: str, failures: list[str]) -> bool:
+    """Whether one stage's file lacks the recording (the file did not open, or has no group for it); the
+    reason is appended to ``failures``."""
+    if isinstance(handle, InputFileError):
+        failures.append(f"{stage}: {handle}")
+        return True
+    if recording_id not in handle:
+        failures.append(_failure(handle, recording_id, stage))
+        return True
+    return False
+
+
 def recording_row(row, events, landmarks, coefficients) -> dict:
     """The quality values of one manifest row; ``events``/``landmarks``/``coefficients`` are that user's
     open files, or the :class:`InputFileError` that stopped them from opening."""
@@ -135,32 +147,20 @@ def recording_row(row, events, landmarks, coefficients) -> dict:
     media, failures = _media_columns(row)
     values.update(media)
     rid = row.recording_id
-    if isinstance(events, InputFileError):
-        failures.append(f"events: {events}")
-    elif rid not in events:
-        failures.append(_failure(events, rid, "events"))
-    else:
+    if not _missing(events, rid, "events", failures):
         record = read_event_frames(events, rid)
         first, last = int(record.attrs["first_event_us"]), int(record.attrs["last_event_us"])
         values.update(event_span_s=(last - first) / 1e6 if first >= 0 else 0.0,
                       empty_event_fraction=int(record.attrs["n_empty_frames"]) / max(record.n_frames, 1),
                       raw_truncated=bool(record.attrs["truncated"]))
-    if isinstance(landmarks, InputFileError):
-        failures.append(f"landmarks: {landmarks}")
-    elif rid not in landmarks:
-        failures.append(_failure(landmarks, rid, "landmarks"))
-    else:
+    if not _missing(landmarks, rid, "landmarks", failures):
         group = landmarks[rid]
         track = read_track_group(group)
         n = max(len(track.valid), 1)
         values.update(landmark_valid_fraction=float(track.valid.sum()) / n,
                       landmark_interpolated_fraction=float(track.interpolated.sum()) / n,
                       rgb_decode_errors=int(group.attrs.get("n_decode_errors", 0)))
-    if isinstance(coefficients, InputFileError):
-        failures.append(f"fit: {coefficients}")
-    elif rid not in coefficients:
-        failures.append(_failure(coefficients, rid, "fit"))
-    else:
+    if not _missing(coefficients, rid, "fit", failures):
         fit = read_recording_fit(coefficients, rid)
         residuals = fit.residual_px[fit.valid]
         values["fit_residual_median_px"] = float(np.median(residuals)) if len(residuals) else float("nan")
