@@ -23,7 +23,8 @@ wildcard_constraints:
     experiment=SAFE_NAME_PATTERN,
     seed=r"\d+",
     lam=r"[0-9][0-9.e+-]*",
-    modality="events|rgb",
+    modality="events|rgb|rgb_face",
+    variant=SAFE_NAME_PATTERN,
 
 
 include: "workflow/rules/synthetic.smk"
@@ -35,6 +36,7 @@ include: "workflow/rules/fitting.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/representations.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 

@@ -229,3 +229,21 @@ def test_build_model_rejects_unknown_names_and_alpha_on_coefficient_models():
     with pytest.raises(ValueError, match="lambda_alpha"):
         AUModule("coeff_lstm", lambda_alpha=1.0)
     assert np.isclose(AUModule("coeff_lstm").lr, 1e-3)
+
+
+def test_i3d_input_size_and_frame_step_select_and_area_resize_the_trunk_input():
+    frames = torch.randint(0, 256, (2, 6, 3, 8, 8), dtype=torch.uint8)
+    model = I3DClassifier(clip_length=6, input_size=4, frame_step=2)
+    trunk_input = model.trunk_input(frames)
+    # frames 0, 2, 4, each 2x2 block averaged, scaled to [-1, 1], as [B, C, T, H, W]
+    scaled = frames.double() * (2.0 / 255.0) - 1.0
+    expected = scaled[:, ::2].reshape(2, 3, 3, 4, 2, 4, 2).mean(dim=(4, 6)).permute(0, 2, 1, 3, 4)
+    assert trunk_input.shape == (2, 3, 3, 4, 4)
+    torch.testing.assert_close(trunk_input.double(), expected, atol=1e-6, rtol=0)
+    # 0 and 1: the shard frames exactly as the trunk's input
+    plain = I3DClassifier(clip_length=6).trunk_input(frames)
+    torch.testing.assert_close(plain.double(), scaled.permute(0, 2, 1, 3, 4), atol=1e-6, rtol=0)
+    logits, alpha = model.eval()(frames)
+    assert logits.shape == (2, 24) and alpha.shape == (2, 6, 32)
+    with pytest.raises(ValueError):
+        I3DClassifier(clip_length=6, frame_step=0)

@@ -57,7 +57,7 @@ BLOCKS = {
     }),
 }
 #: Blocks the workflow alone reads (they choose the dataset and the jobs).
-WORKFLOW_BLOCKS = {"experiments", "lambda_sweep"}
+WORKFLOW_BLOCKS = {"experiments", "lambda_sweep", "representations"}
 
 
 def schema_node(path: str) -> dict:
@@ -161,3 +161,22 @@ def test_stage_code_is_what_the_stage_imports():
     training = {str(p.relative_to(src)) for p in source_closure(src, ("training",))}
     assert {"facemorphic/models/i3d.py", "facemorphic/shards/io.py", "facemorphic/metrics.py"} <= training
     assert "facemorphic/evaluation/tables.py" not in training
+
+
+def test_code_fingerprint_ignores_documentation_and_layout_but_not_code(tmp_path):
+    from facemorphic.codedeps import code_fingerprint
+
+    package = tmp_path / "facemorphic" / "stage"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "run.py").write_text('"""Doc."""\n\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    before = code_fingerprint(tmp_path, ("stage",))
+    (package / "run.py").write_text('"""Other words,\nover two lines."""\n# a comment\n\ndef f( x ):\n'
+                                    '    return x + 1  # why\n')
+    assert code_fingerprint(tmp_path, ("stage",)) == before
+    (package / "run.py").write_text('"""Doc."""\n\n\ndef f(x):\n    """Doc."""\n    return x + 2\n')
+    assert code_fingerprint(tmp_path, ("stage",)) != before
+    (package / "run.py").write_text('"""Doc."""\n\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    assert code_fingerprint(tmp_path, ("stage",)) == before
+    (package / "extra.py").write_text("VALUE = 1\n")  # a new file of the stage is new code
+    assert code_fingerprint(tmp_path, ("stage",)) != before

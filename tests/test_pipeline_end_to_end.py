@@ -54,7 +54,10 @@ def test_tables_are_recomputed_from_the_predictions(pipeline):
     table5 = pd.read_csv(tables / "table5_alpha_ablation.csv")
     table4 = pd.read_csv(tables / "table4_per_au.csv")
     assert set(table2.experiment) == {"coeff_lstm"}
-    assert set(table3.experiment) == {"lstm_events", "lstm_rgb", "i3d_events"}
+    assert set(table3.experiment) == {"lstm_events", "lstm_rgb", "lstm_rgb_face", "i3d_events"}
+    crops = table3.set_index("experiment")["crop"]
+    assert crops["lstm_rgb_face"] == "face" and crops["lstm_rgb"].startswith("full view")
+    assert table3.set_index("experiment")["paper_top1_pct"].isna()["lstm_rgb_face"]  # the paper has no face crop
     assert set(table5.experiment) == {"lstm_events", "lstm_events_alpha", "i3d_events"}
     for column in ("top1_pct_mean", "top1_pct_std", "top1_pct_ci95_low", "top1_pct_ci95_high", "top3_pct_mean",
                    "top5_pct_mean", "paper_top1_pct", "paper_top3_pct", "paper_top5_pct", "chance_top1_pct",

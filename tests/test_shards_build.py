@@ -110,7 +110,7 @@ def test_build_shards_values_grouping_and_index(upstream):
     out = root / "shards"
     assert main(["shards", "--manifest", str(root / "manifest.csv"), "--events-dir", str(root / "events"),
                  "--coefficients-dir", str(root / "coefficients"), "--out-dir", str(out), "--size", str(SIZE),
-                 "--num-shards", "2"]) == 0
+                 "--num-shards", "2", "--modalities", "events", "rgb"]) == 0  # rgb_face: test_shards_face_crop.py
     assert sorted(p.name for p in (out / "train").iterdir()) == ["index.csv", "shard-0.h5", "shard-1.h5"]
     train = {s.recording_id: s for s in list_samples(out / "train")}
     test = {s.recording_id: s for s in list_samples(out / "test")}
@@ -163,7 +163,7 @@ def test_built_shards_feed_the_clip_dataset(upstream):
 
     root, events, coefficients, truth = upstream
     run_shards(root / "manifest.csv", root / "events", root / "coefficients", root / "out",
-               build_options(ShardsOptions, {"size": SIZE}))
+               build_options(ShardsOptions, {"size": SIZE, "modalities": ["events", "rgb"]}))
     samples = list_samples(root / "out" / "train")
     for modality in ("events", "rgb", "coefficients"):
         dataset = ClipDataset(samples, modality, clip_length=16, windows="center")

@@ -10,7 +10,7 @@ import pytest
 
 from facemorphic import ACTION_UNITS, FACIAL_ACTION_UNITS
 from facemorphic.cli import main
-from facemorphic.synthetic.esim import EventSimulator
+from facemorphic.synthetic.esim import LOG_EPS, EventSimulator
 from facemorphic.synthetic.face import (
     ASTRONAUT_LANDMARKS_PX,
     face_model,
@@ -113,22 +113,34 @@ def _esim_reference(l_prev, l_new, ref, t_last, cp, cm, t0, dt, refractory):
 @pytest.mark.parametrize("refractory", [0.0, 400.0])
 def test_esim_kernel_matches_the_pixel_by_pixel_rule(refractory):
     """Whole-window renders and region renders (pixels with their own sample times) give exactly the
-    events of the pixel-by-pixel rule, also when the output arrays start too small and must grow."""
+    events of the pixel-by-pixel rule on the log intensities, also when the output arrays start too
+    small and must grow, and when intensities land next to a pixel's crossing levels (where the kernel
+    decides by the log alone)."""
     rng = np.random.default_rng(3)
     h, w = 9, 11
-    l0 = rng.normal(0, 0.5, (h, w))
     cp_full, cm_full = rng.uniform(0.15, 0.3, (h + 4, w + 6)), rng.uniform(0.15, 0.3, (h + 4, w + 6))
     window = (6, 4, w, h)
     cp, cm = cp_full[4:, 6:], cm_full[4:, 6:]
     sim = EventSimulator(window, cp_full, cm_full, refractory)
     sim._alloc(3)  # far too small: every step has to grow the output arrays and resume
-    sim.step(l0, 0.0)
-    ref_a, tl_a = l0.copy(), np.full((h, w), -np.inf)
-    last_l, last_t = l0.copy(), np.zeros((h, w))
+
+    def log_of(gray):
+        return np.log(gray.astype(np.float64) + LOG_EPS)
+
+    g0 = rng.uniform(0.05, 0.6, (h, w)).astype(np.float32)
+    sim.step(g0, 0.0)
+    ref_a, tl_a = log_of(g0), np.full((h, w), -np.inf)
+    last_l, last_t = log_of(g0), np.zeros((h, w))
     expected = []
-    for k in range(1, 8):
+    for k in range(1, 10):
         rx, ry, rw, rh = (0, 0, w, h) if k % 3 == 0 else (2, 1, 5, 6)
-        l1 = last_l[ry:ry + rh, rx:rx + rw] + rng.normal(0, 0.6, (rh, rw))
+        target = last_l[ry:ry + rh, rx:rx + rw] + rng.normal(0, 0.6, (rh, rw))
+        if k > 6:  # land within float32 rounding of the next crossing, on either side
+            area = (slice(ry, ry + rh), slice(rx, rx + rw))
+            level = ref_a[area] + np.where(rng.random((rh, rw)) < 0.5, cp[area], -cm[area])
+            target = level + rng.normal(0, 1e-7, (rh, rw))
+        g1 = np.clip(np.exp(target) - LOG_EPS, 0.0, 1.0).astype(np.float32)
+        l1 = log_of(g1)
         t1 = 1000.0 * k
         for y in range(rh):
             for x in range(rw):
@@ -139,7 +151,7 @@ def test_esim_kernel_matches_the_pixel_by_pixel_rule(refractory):
                     last_t[yy, xx], t1 - last_t[yy, xx], refractory)]
         last_l[ry:ry + rh, rx:rx + rw] = l1
         last_t[ry:ry + rh, rx:rx + rw] = t1
-        sim.step(l1, t1, (rx, ry, rw, rh))
+        sim.step(g1, t1, (rx, ry, rw, rh))
     got = [(int(e["t"]), int(e["x"]), int(e["y"]), int(e["p"])) for e in sim.take()]
     assert len(expected) > 100
     assert sorted(got) == sorted(expected)

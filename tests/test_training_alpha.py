@@ -31,7 +31,7 @@ def test_shards_store_the_training_split_alpha_statistics(upstream):  # noqa: F8
     out = root / "shards"
     assert main(["shards", "--manifest", str(root / "manifest.csv"), "--events-dir", str(root / "events"),
                  "--coefficients-dir", str(root / "coefficients"), "--out-dir", str(out), "--size", "16",
-                 "--num-shards", "2"]) == 0
+                 "--num-shards", "2", "--modalities", "events", "rgb"]) == 0
     train = list_samples(out / "train")
     kept = []  # the valid frames of the training recordings as the shards hold them (common prefix)
     for sample in train:

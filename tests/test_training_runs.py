@@ -154,3 +154,20 @@ def test_with_a_val_split_predictions_come_from_the_best_epoch(tmp_path):
     assert torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["epoch"] == best_epoch
     assert summary["best_checkpoint"].endswith("best.ckpt")
     assert summary["val_top1"] == pytest.approx(metrics["val_top1"].max())  # center windows: the same clips
+
+
+def test_early_stopping_ends_a_run_that_stops_improving_and_records_it(tmp_path):
+    """With a learning rate too small to change anything, the val top-1 never improves on the first epoch: the
+    run ends after 1 + patience epochs, and run.json says so; patience 0 trains every epoch."""
+    write_toy_shards(tmp_path / "shards", {"train": 12, "val": 8, "test": 4}, n_frames=(6, 7), size=16, n_classes=4)
+    runs = {}
+    for patience in (0, 2):
+        runs[patience] = train_run(RunConfig(
+            shards_dir=str(tmp_path / "shards"), out_dir=str(tmp_path / f"p{patience}"), model="coeff_lstm",
+            modality="coefficients", epochs=6, batch_size=4, clip_length=6, num_workers=0, lr=1e-12,
+            patience=patience, predict_splits=["val", "test"], val_fraction=0.0))
+        metrics = pd.read_csv(tmp_path / f"p{patience}" / "metrics.csv").dropna(subset=["val_top1"])
+        assert metrics["val_top1"].nunique() == 1
+        assert len(metrics) == runs[patience]["epochs_run"]
+    assert runs[0]["epochs_run"] == 6
+    assert runs[2]["epochs_run"] == 3 and runs[2]["patience"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -162,17 +163,37 @@ def test_no_experiments_builds_up_to_the_shards(tmp_path):
 
 def test_more_cores_than_the_machine_never_oversubscribes(tmp_path):
     """With -c above the machine's cores, a training job claims proportionally more slots (so fewer run at
-    once) and is still told the threads it may really use."""
+    once); its torch threads come from the config, never from -c (so -c cannot change a run's numbers)."""
     machine = os.cpu_count() or 1
     write_config(tmp_path)
     given = 4 * machine
-    plan = run_snakemake(tmp_path, "-n", "-p", f"-c{given}", "all").stdout
-    blocks = [b for b in plan.split("\nrule ") if b.startswith("train:")]
-    assert blocks
+    plans = {c: run_snakemake(tmp_path, "-n", "-p", f"-c{c}", "all").stdout for c in (1, given)}
+    blocks = {c: [b for b in plan.split("\nrule ") if b.startswith("train:")] for c, plan in plans.items()}
+    assert blocks[given]
     scale = given / machine
-    for block in blocks:
-        threads = int(re.search(r"threads: (\d+)", block).group(1))
-        told = int(re.search(r"--threads (\d+)", block).group(1))
-        assert threads == min(given, int(np.ceil(min(2, machine) * scale)))
-        assert told == min(2, machine)
-        assert told * (given // threads) <= machine  # the jobs that fit at once use at most the machine
+    for block in blocks[given]:
+        slots = int(re.search(r"threads: (\d+)", block).group(1))
+        told = json.loads(re.search(r"--options '(\{.*?\})'", block).group(1))["threads"]
+        assert slots == min(given, int(np.ceil(min(told, machine) * scale)))
+        assert told * (given // slots) <= machine  # the jobs that fit at once use at most the machine
+    # the same command lines, threads of the numeric libraries included, whatever -c is
+    commands = {c: sorted(re.findall(r"((?:[A-Z_]+=\d+ )+\S*python\S* -m facemorphic \w+ .*)", plan))
+                for c, plan in plans.items()}
+    assert commands[1] and commands[1] == commands[given]
+    assert all("OPENBLAS_NUM_THREADS=1 " in command for command in commands[given])
+
+
+def test_the_default_grid_gives_every_family_the_same_budget_seeds_and_a_chosen_lambda():
+    """Tables 3-5 compare model families: none may train longer, on other clips or with another protocol, and
+    the L_alpha weight of the event models with L_alpha is chosen on validation data by the sweep."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    overridden = {name: sorted(set(spec) - {"model", "modality", "lambda_alpha"})
+                  for name, spec in config["experiments"].items()}
+    assert not any(overridden.values()), overridden
+    assert len(config["training"]["seeds"]) >= 3
+    assert config["training"]["val_fraction"] > 0
+    families = {spec["model"] for spec in config["experiments"].values()}
+    assert families == {"coeff_transformer", "coeff_lstm", "resnet18_lstm", "resnet18_transformer", "i3d"}
+    with_alpha = [spec for spec in config["experiments"].values() if spec.get("lambda_alpha", 0) != 0]
+    assert {spec["model"] for spec in with_alpha} == {"resnet18_lstm", "resnet18_transformer", "i3d"}
+    assert all(spec["lambda_alpha"] == "sweep" for spec in with_alpha)

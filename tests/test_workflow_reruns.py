@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 TINY = yaml.safe_load((REPO / "tests" / "config.tiny.yaml").read_text())
 TINY_EXPERIMENTS = set(TINY["experiments"])
-RESNET_EXPERIMENTS = {"lstm_events", "lstm_rgb", "lstm_events_alpha"}
+RESNET_EXPERIMENTS = {"lstm_events", "lstm_rgb", "lstm_rgb_face", "lstm_events_alpha"}
 
 #: rule -> the rules that consume its outputs.
 PIPELINE = {
@@ -33,7 +33,7 @@ PIPELINE = {
     "ingest_user": {"split", "events", "landmarks", "sanity_panel"},
     "split": {"shards", "quality"},
     "events": {"shards", "quality", "sanity_panel"},
-    "landmarks": {"fit", "sanity_panel"},
+    "landmarks": {"fit", "sanity_panel", "shards"},  # shards: for the rgb_face modality of the tiny config
     "morphable": {"fit", "sanity_panel"},
     "fit": {"shards", "quality", "sanity_panel"},
     "quality": {"shards"},
@@ -92,8 +92,13 @@ READERS: dict[str, tuple[object, set[str], set[str] | None]] = {
     **{f"predict.{key}": (value, set(), None) for key, value in {
         "experiment": "lstm_rgb", "split": "train", "fps": 25.0, "stride": 4, "batch_windows": 4,
         "sync": "triggers", "video_height": 120}.items()},
+    # the representation study's jobs (`snakemake representations`) are not part of `all`
+    **{f"representations.{key}": (value, set(), None) for key, value in {
+        "experiment": "lstm_events_alpha", "seeds": [0, 1],
+        "variants": {"histogram_160": {"representation": "histogram", "width": 160}}}.items()},
     **{f"shards.{key}": (value, {"shards"}, None) for key, value in {
-        "size": 24, "crop": "full", "num_shards": 2, "modalities": ["rgb", "events"]}.items()},
+        "size": 24, "crop": "full", "num_shards": 2, "modalities": ["rgb", "events", "rgb_face"], "face_margin": 1.5,
+        "face_smoothing_frames": 3}.items()},
     # the feature cache is an input of the ResNet-18 runs only; disabling it changes their inputs
     "features.enabled": (False, {"train", "train_sweep"}, RESNET_EXPERIMENTS),
     "features.resnet_weights": ("/nonexistent/resnet18-f37072fd.pth", {"features", "train", "train_sweep"},
@@ -104,9 +109,16 @@ READERS: dict[str, tuple[object, set[str], set[str] | None]] = {
     "training.seeds": ([0, 1, 2], {"train"}, TINY_EXPERIMENTS),
     "training.val_fraction": (0.3, {"train", "train_sweep"}, TINY_EXPERIMENTS),
     "training.val_seed": (1, {"train", "train_sweep"}, TINY_EXPERIMENTS),
+    "training.patience": (2, {"train", "train_sweep"}, TINY_EXPERIMENTS),
+    "training.threads": (2, {"train", "train_sweep"}, TINY_EXPERIMENTS),
+    "features.threads": (2, {"features"}, RESNET_EXPERIMENTS),
     "lambda_sweep.lambdas": ([0.1, 0.5], {"train_sweep"}, {"lstm_events_alpha"}),
     "lambda_sweep.seeds": ([0, 1], {"train_sweep"}, {"lstm_events_alpha"}),
+    # one swept experiment in the tiny config: its own sweep chooses either way
+    "lambda_sweep.experiment": ("", set(), None),
     "training.i3d_weights": ("/nonexistent/rgb_imagenet.pt", {"train"}, {"i3d_events"}),
+    "training.i3d_input_size": (16, {"train"}, {"i3d_events"}),
+    "training.i3d_frame_step": (1, {"train"}, {"i3d_events"}),
     # the sweep runs read the training block too
     **{f"training.{key}": (value, {"train", "train_sweep"}, TINY_EXPERIMENTS) for key, value in {
         "epochs": 2, "batch_size": 4, "lr": 0.01, "clip_length": 12, "eval_windows": "sliding", "eval_stride": 4,
@@ -143,7 +155,7 @@ COVERING = [
     "events.palette", "events.bins", "events.width", "landmarks.max_gap", "morphable.n_au",
     "morphable.released_template_scale", "fitting.lambda_au", "quality.max_rgb_decode_errors", "predict.fps", "shards.size", "features.enabled",
     "features.backbone_seed", "features.batch_frames", "training.seeds", "training.lr", "training.i3d_weights",
-    "lambda_sweep.lambdas",
+    "lambda_sweep.lambdas", "representations.variants",
     *[key for key in READERS if key.startswith("experiments.")],
 ]
 DRY_RUN_KEYS = list(READERS) if os.environ.get("FACEMORPHIC_ALL_RERUNS") else COVERING
@@ -218,11 +230,17 @@ def test_a_moved_project_plans_nothing(tiny_pipeline, tmp_path):
     moved = tmp_path / "elsewhere" / "project moved"
     shutil.copytree(tiny_pipeline, moved, symlinks=True)  # copy2 keeps the modification times, as mv does
     assert dry_run(moved, None, tmp_path) == {}
+    # Documenting or reformatting code reruns nothing: the rules read a fingerprint of the syntax trees.
+    stage = moved / "src" / "facemorphic" / "events" / "stage.py"
+    text = stage.read_text()
+    docstring_end = text.index('"""', 3) + 3
+    stage.write_text(text[:docstring_end].replace('"""', '"""\n   Reworded.\n', 1) + "\n\n# a comment\n"
+                     + text[docstring_end:].replace("\n\n\n", "\n\n\n\n"))
+    assert dry_run(moved, None, tmp_path) == {}
     # Editing one stage's code reruns that stage and its dependants only: the event-frame code is not the
     # EVT 3.0 writer the synthetic stage uses, so the synthetic dataset stays.
-    # (a new modification time alone is not an edit: Snakemake compares the checksums of small inputs)
-    with open(moved / "src" / "facemorphic" / "events" / "stage.py", "a") as source:
-        source.write("# an edit\n")
+    with open(stage, "a") as source:
+        source.write("EDITED = True\n")
     assert set(dry_run(moved, None, tmp_path)) == closure({"events"})
 
 

@@ -18,8 +18,8 @@ MODEL_INPUTS = {
     "coeff_transformer": "coefficients",
     "coeff_lstm": "coefficients",
 }
-#: What a model can see.
-MODALITIES = ("events", "rgb", "coefficients")
+#: What a model can see (``rgb_face``: RGB frames cropped to the face, see facemorphic.shards.face).
+MODALITIES = ("events", "rgb", "rgb_face", "coefficients")
 #: AUs 1-45 are facial muscle actions; 51-56 are head movements.
 FACIAL_ACTION_UNITS = tuple(au for au in ACTION_UNITS if au < 50)
 HEAD_ACTION_UNITS = tuple(au for au in ACTION_UNITS if au > 50)

@@ -1,5 +1,6 @@
-"""Which source files a stage runs: the rules list them as inputs, so editing a stage's code reruns that stage
-and what depends on it, and editing another stage's code does not (docs/ARCHITECTURE.md, "Stages").
+"""Which source files a stage runs, and a fingerprint of their code: the rules list the fingerprint file as an
+input, so editing a stage's code reruns that stage and what depends on it, and editing another stage's code,
+or only a comment, a docstring or the layout of a file, does not (docs/ARCHITECTURE.md, "Stages").
 
 The closure is read from the sources with :mod:`ast` (no import): every ``facemorphic`` module a file
 imports, at module level or inside a function, followed transitively. Package ``__init__`` files are lazy
@@ -11,7 +12,11 @@ synthetic RAW files with :mod:`facemorphic.events.evt3_writer` is therefore not 
 from __future__ import annotations
 
 import ast
+import functools
+import hashlib
 from pathlib import Path
+
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def _module_file(src: Path, dotted: str) -> Path | None:
@@ -22,12 +27,24 @@ def _module_file(src: Path, dotted: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path, modified_ns: int) -> tuple[ast.Module, str]:
+    """A file's syntax tree and the dump of its code without docstrings (one parse per file and version, as
+    the workflow asks for every stage's closure at parse time)."""
+    tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8")))  # imports are all still there
+    return tree, ast.dump(tree, include_attributes=False)
+
+
+def _parse(path: Path) -> tuple[ast.Module, str]:
+    return _parsed(path, path.stat().st_mtime_ns)
+
+
 def _imported_modules(src: Path, path: Path) -> set[str]:
     """Dotted names of the facemorphic modules (or names inside them) that one file imports."""
     parts = path.relative_to(src).with_suffix("").parts
     package = parts[:-1]  # a module's package; for an __init__, the package itself (parts minus "__init__")
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_parse(path)[0]):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "facemorphic")
         elif isinstance(node, ast.ImportFrom):
@@ -61,3 +78,24 @@ def source_closure(src: str | Path, packages: tuple[str, ...] | list[str]) -> li
                 if found is not None and found not in seen:
                     todo.append(found)
     return sorted(seen)
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, _DOCUMENTED) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(src: str | Path, packages: tuple[str, ...] | list[str]) -> str:
+    """SHA-256 of what the stage's files *do*: each file of :func:`source_closure` by its path under ``src``
+    and its syntax tree without docstrings, line numbers or comments. Reformatting or documenting code keeps
+    it; any change to the code, or to which files the stage imports, changes it."""
+    src = Path(src)
+    digest = hashlib.sha256()
+    for path in source_closure(src, packages):
+        digest.update(path.relative_to(src).as_posix().encode() + b"\0")
+        digest.update(_parse(path)[1].encode() + b"\0")
+    return digest.hexdigest()

@@ -18,12 +18,13 @@ SRC = Path(workflow.basedir) / "src"
 # Parse-time helpers below import facemorphic from this checkout even before `pip install`.
 sys.path.insert(0, str(SRC))
 
-from facemorphic.codedeps import source_closure  # noqa: E402
+from facemorphic.codedeps import code_fingerprint  # noqa: E402
 from facemorphic.dataset.layout import list_users  # noqa: E402
 from facemorphic.dataset.options import IngestOptions, SplitOptions  # noqa: E402
 from facemorphic.errors import FacemorphicError  # noqa: E402
 from facemorphic.events.options import EventsOptions  # noqa: E402
 from facemorphic.events.representations import REPRESENTATIONS  # noqa: E402
+from facemorphic.fileio import write_text_atomic  # noqa: E402
 from facemorphic.fitting.options import FittingOptions  # noqa: E402
 from facemorphic.landmarks.options import LandmarksOptions  # noqa: E402
 from facemorphic.morphable.options import MorphableOptions  # noqa: E402
@@ -36,6 +37,8 @@ from facemorphic.synthetic.options import CorpusOptions, SynthOptions  # noqa: E
 from facemorphic.training.options import EXPERIMENT_OVERRIDABLE, FeaturesOptions, TrainOptions  # noqa: E402
 
 SYNTHETIC_ROOT = "resources/synthetic"
+#: one fingerprint file per stage's code (stage_code)
+CODE_FINGERPRINTS = "results/code"
 SPLITS = ["train", "test"]
 TABLES = [
     "table2_coefficients",
@@ -51,12 +54,19 @@ if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
     FACEMORPHIC = f"PYTHONPATH={shlex.quote(str(SRC))} python -m facemorphic"
 else:
     FACEMORPHIC = f"{shlex.quote(sys.executable)} -m facemorphic"
+#: the thread counts of numpy's BLAS, OpenMP and numba, set per job by facemorphic_command
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def facemorphic_command(wildcards, input):
+def facemorphic_command(wildcards, input, threads):
     """The command as a *derived* param (a function of `input`), which Snakemake does not record: the
-    interpreter's path must not be a rerun trigger, or moving the project folder would rerun everything."""
-    return FACEMORPHIC
+    interpreter's path must not be a rerun trigger, or moving the project folder would rerun everything.
+    It sets the numeric libraries' threads to the cores the job really uses: Snakemake would set them to its
+    slots, which grow with -c (see Cores below), and a BLAS sum over another thread count can differ in the
+    last bits, so the coefficients, and everything after them, would depend on -c."""
+    cores = cores_of(wildcards, threads)
+    variables = " ".join(f"{name}={cores}" for name in THREAD_VARIABLES)
+    return f"{variables} {FACEMORPHIC}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -137,11 +147,25 @@ def swept_experiments():
     return [name for name in config["experiments"] if is_swept(name)]
 
 
+#: the one experiment whose sweep chooses lambda for every swept experiment ("": each sweeps for itself)
+SWEEP_EXPERIMENT = config["lambda_sweep"]["experiment"]
+
+
+def sweeping_experiments():
+    """The experiments whose sweep runs are trained."""
+    if not swept_experiments():
+        return []
+    return [SWEEP_EXPERIMENT] if SWEEP_EXPERIMENT else swept_experiments()
+
+
 def lambda_label(value):
     return f"{float(value):g}"
 
 
 SWEEP_LAMBDAS = [lambda_label(value) for value in config["lambda_sweep"]["lambdas"]]
+
+
+I3D_KEYS = ("i3d_weights", "i3d_input_size", "i3d_frame_step")
 
 
 def experiment_values(name, lambda_alpha=None):
@@ -159,7 +183,8 @@ def experiment_values(name, lambda_alpha=None):
     if spec["model"].startswith("resnet18_"):
         values.update(resnet_weights=config["features"]["resnet_weights"], backbone_seed=config["features"]["backbone_seed"])
     if spec["model"] != "i3d":
-        del values["i3d_weights"]
+        for key in I3D_KEYS:
+            del values[key]
     return values
 
 
@@ -173,8 +198,27 @@ for _name in config["experiments"]:
         raise WorkflowError(
             f"config experiments.{_name}: lambda_alpha 'sweep' needs a validation split (training.val_fraction > 0)"
         )
+for _name, _spec in config["experiments"].items():
+    if _spec["modality"] != "coefficients" and _spec["modality"] not in config["shards"]["modalities"]:
+        raise WorkflowError(
+            f"config experiments.{_name}: modality {_spec['modality']!r} is not in shards.modalities "
+            f"{config['shards']['modalities']}"
+        )
 if swept_experiments() and not SWEEP_LAMBDAS:
     raise WorkflowError("config lambda_sweep.lambdas: empty, but experiments use lambda_alpha 'sweep'")
+if swept_experiments() and SWEEP_EXPERIMENT:
+    if SWEEP_EXPERIMENT not in swept_experiments():
+        raise WorkflowError(
+            f"config lambda_sweep.experiment: {SWEEP_EXPERIMENT!r} is not one of the experiments with lambda_alpha "
+            f"'sweep' {swept_experiments()} (empty: each of them sweeps for itself)"
+        )
+    _sweep_modality = config["experiments"][SWEEP_EXPERIMENT]["modality"]
+    for _name in swept_experiments():
+        if config["experiments"][_name]["modality"] != _sweep_modality:
+            raise WorkflowError(
+                f"config lambda_sweep.experiment: {SWEEP_EXPERIMENT!r} chooses lambda on {_sweep_modality}, but "
+                f"experiments.{_name} with lambda_alpha 'sweep' trains on {config['experiments'][_name]['modality']}"
+            )
 if config["experiments"] and config["predict"]["experiment"] not in config["experiments"]:
     raise WorkflowError(
         f"config predict.experiment: {config['predict']['experiment']!r} is not one of the experiments "
@@ -260,13 +304,19 @@ def sweep_table_input(wildcards):
 
 
 def lambda_from_argument(wildcards, input):
-    return ["--lambda-alpha-from", input.sweep_table[0]] if input.sweep_table else []
+    """Where a swept run takes its lambda: the sweep table's choice for its own model, or for the model of
+    lambda_sweep.experiment when one experiment's sweep chooses for all (changing that reruns the sweep job,
+    so the table, and the runs after it)."""
+    if not input.sweep_table:
+        return []
+    shared = ["--lambda-alpha-model", config["experiments"][SWEEP_EXPERIMENT]["model"]] if SWEEP_EXPERIMENT else []
+    return ["--lambda-alpha-from", input.sweep_table[0], *shared]
 
 
 def sweep_runs():
     return expand(
         "results/sweep/{experiment}/lambda-{lam}/seed-{seed}/run.json",
-        experiment=swept_experiments(),
+        experiment=sweeping_experiments(),
         lam=SWEEP_LAMBDAS,
         seed=config["lambda_sweep"]["seeds"],
     )
@@ -307,16 +357,20 @@ def unsafe_users():
 
 
 def stage_code(*packages):
-    """The source files a stage runs: its packages and every facemorphic module they import
-    (facemorphic.codedeps). They are rule inputs, so editing a stage's code reruns that stage and nothing
-    else; relative to the working directory, so moving the project folder reruns nothing."""
-    files = []
-    for path in source_closure(SRC, packages):
-        try:
-            files.append(os.path.relpath(path))
-        except ValueError:  # another drive (Windows)
-            files.append(str(path))
-    return files
+    """The fingerprint file of the code a stage runs: its packages and every facemorphic module they import,
+    as syntax trees without docstrings (facemorphic.codedeps). It is a rule input, rewritten only when the
+    fingerprint changes, so editing a stage's code reruns that stage and nothing else, while reformatting or
+    documenting it reruns nothing; under results/, by a relative path, so moving the project reruns nothing."""
+    path = Path(CODE_FINGERPRINTS) / f"{'+'.join(packages)}.sha256"
+    fingerprint = code_fingerprint(SRC, packages) + "\n"
+    try:
+        current = path.read_text()
+    except OSError:
+        current = None
+    if current != fingerprint:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, fingerprint)
+    return [str(path)]
 
 
 def user_recording_files(wildcards):

@@ -1,5 +1,6 @@
 # Training-ready shards: one sample per AU recording (event and RGB frames at the model input size,
-# per-frame 3DMM coefficients with their mask, label), grouped by split.
+# per-frame 3DMM coefficients with their mask, label), grouped by split. The landmarks files are an input
+# only when shards.modalities has rgb_face (RGB cropped to the face boxes they hold).
 
 
 rule shards:
@@ -8,6 +9,9 @@ rule shards:
         quality="results/quality.csv",
         events=expand("results/events/{user}.h5", user=users()),
         coefficients=expand("results/coefficients/{user}.h5", user=users()),
+        landmarks=expand("results/landmarks/{user}.h5", user=users())
+        if "rgb_face" in config["shards"]["modalities"]
+        else [],
         code=stage_code("shards"),
     output:
         shards=expand(
@@ -17,6 +21,9 @@ rule shards:
     params:
         events_dir=lambda wildcards, input: Path(input.events[0]).parent,
         coefficients_dir=lambda wildcards, input: Path(input.coefficients[0]).parent,
+        landmarks_dir=lambda wildcards, input: (
+            ["--landmarks-dir", str(Path(input.landmarks[0]).parent)] if input.landmarks else []
+        ),
         out_dir=lambda wildcards, output: Path(output.index[0]).parent.parent,
         splits=SPLITS,
         options=shards_options(),
@@ -33,5 +40,5 @@ rule shards:
         "../../envs/train.yaml"
     shell:
         "{params.facemorphic} shards --manifest {input.manifest:q} --events-dir {params.events_dir:q} "
-        "--coefficients-dir {params.coefficients_dir:q} --out-dir {params.out_dir:q} --splits {params.splits:q} "
-        "--quality {input.quality:q} --options {params.options:q} > {log:q} 2>&1"
+        "--coefficients-dir {params.coefficients_dir:q} {params.landmarks_dir:q} --out-dir {params.out_dir:q} "
+        "--splits {params.splits:q} --quality {input.quality:q} --options {params.options:q} > {log:q} 2>&1"

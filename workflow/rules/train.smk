@@ -12,13 +12,12 @@ rule features:
         shards_dir=lambda wildcards, input: Path(input.shards[0]).parent.parent,
         splits=SPLITS,
         options=features_options(),
-        cores=cores_of,
         facemorphic=facemorphic_command,
     log:
         "logs/features/{modality}.log",
     benchmark:
         "benchmarks/out/features/{modality}.tsv"
-    threads: job_slots(2)
+    threads: job_slots(config["features"]["threads"])
     resources:
         mem_mb=6000,
         runtime=120,
@@ -28,7 +27,7 @@ rule features:
     shell:
         "{params.facemorphic} features --shards-dir {params.shards_dir:q} --modality {wildcards.modality:q} "
         "--out-dir {params.out_dir:q} --splits {params.splits:q} --options {params.options:q} "
-        "--threads {params.cores:q} > {log:q} 2>&1"
+        "> {log:q} 2>&1"
 
 
 rule train_sweep:
@@ -45,13 +44,12 @@ rule train_sweep:
         out_dir=lambda wildcards, output: Path(output.run).parent,
         options=sweep_run_options,
         features=features_dir_argument,
-        cores=cores_of,
         facemorphic=facemorphic_command,
     log:
         "logs/sweep/{experiment}/lambda-{lam}/seed-{seed}.log",
     benchmark:
         "benchmarks/out/sweep/{experiment}/lambda-{lam}/seed-{seed}.tsv"
-    threads: job_slots(2)
+    threads: job_slots(config["training"]["threads"])
     resources:
         mem_mb=8000,
         runtime=240,
@@ -61,7 +59,7 @@ rule train_sweep:
     shell:
         "{params.facemorphic} train --shards-dir {params.shards_dir:q} --out-dir {params.out_dir:q} "
         "--experiment {wildcards.experiment:q} --seed {wildcards.seed:q} --options {params.options:q} "
-        "{params.features:q} --predict-splits val --threads {params.cores:q} > {log:q} 2>&1"
+        "{params.features:q} --predict-splits val > {log:q} 2>&1"
 
 
 rule lambda_sweep:
@@ -110,13 +108,12 @@ rule train:
         splits=predicted_splits,
         features=features_dir_argument,
         lambda_from=lambda_from_argument,
-        cores=cores_of,
         facemorphic=facemorphic_command,
     log:
         "logs/train/{experiment}/seed-{seed}.log",
     benchmark:
         "benchmarks/out/train/{experiment}/seed-{seed}.tsv"
-    threads: job_slots(2)
+    threads: job_slots(config["training"]["threads"])
     resources:
         mem_mb=8000,
         runtime=240,
@@ -126,8 +123,7 @@ rule train:
     shell:
         "{params.facemorphic} train --shards-dir {params.shards_dir:q} --out-dir {params.out_dir:q} "
         "--experiment {wildcards.experiment:q} --seed {wildcards.seed:q} --options {params.options:q} "
-        "{params.features:q} {params.lambda_from:q} --predict-splits {params.splits:q} --threads {params.cores:q} "
-        "> {log:q} 2>&1"
+        "{params.features:q} {params.lambda_from:q} --predict-splits {params.splits:q} > {log:q} 2>&1"
 
 
 rule evaluate:

@@ -28,8 +28,9 @@ Each table row gives, per experiment:
   not in the learned 3DMM's, and no run reads them.
 
 Which table a run belongs to follows from what it is, not from a tag: coefficient models -> Table 2; frame
-models without L_alpha -> Table 3 (events and RGB); frame models on events with L_alpha -> Table 4 (per AU,
-with the paper's per-AU top-1 beside ours); frame models on events, with and without L_alpha -> Table 5.
+models without L_alpha -> Table 3 (events and RGB, face-cropped RGB beside RGB; a ``crop`` column says
+which); frame models on events with L_alpha -> Table 4 (per AU, with the paper's per-AU top-1 beside ours);
+frame models on events, with and without L_alpha -> Table 5.
 The paper's numbers sit in ``paper_top{k}_pct``. The L_alpha sweep (:func:`lambda_sweep_table`) is scored
 on the validation recordings carved from the training split, never on the test split.
 """
@@ -75,6 +76,13 @@ PAPER_RESULTS = {
     ("i3d", "events", True): (49.58, 71.08, 79.41),
 }
 
+#: Table 3's ``crop`` column: what a modality's frames went through before the network. ``events`` and ``rgb``
+#: keep the full view through ``shards.crop`` (``center``, the default: the central square; ``full``: the whole
+#: frame); ``rgb_face`` is cropped to the smoothed landmark face box (facemorphic.shards.face). PAPER_RESULTS
+#: is keyed by modality, so the paper's RGB numbers sit beside the ``rgb`` rows only: the paper describes no
+#: face crop for its RGB models, and the ``rgb_face`` rows (a setting it did not report) have none.
+TABLE3_CROPS = {"events": "full view (shards.crop)", "rgb": "full view (shards.crop)", "rgb_face": "face"}
+
 #: model -> the paper's Table 4: top-1 accuracy in percent per AU, in the order of ACTION_UNITS.
 PAPER_TABLE4_TOP1 = {
     "resnet18_lstm": (40.9, 30.8, 53.0, 34.8, 45.6, 18.3, 29.6, 6.1, 42.9, 17.6, 34.5, 0.0, 23.4, 36.4, 39.6, 65.5,
@@ -86,7 +94,7 @@ PAPER_TABLE4_TOP1 = {
 }
 
 RUN_COLUMNS = ["run", "experiment", "model", "modality", "lambda_alpha", "seed", "n", "nonfinite",
-               *[f"top{k}_pct" for k in TOPK], "top_prediction_share_pct", "alpha_r2", "epochs", "epochs_run",
+               *[f"top{k}_pct" for k in TOPK], "top_prediction_share_pct", "alpha_r2", "epochs", "epochs_run", "patience",
                "val_fraction", "backbone_weights"]
 
 
@@ -119,6 +127,7 @@ def load_runs(run_dirs, split: str = "test") -> tuple[pd.DataFrame, dict[str, pd
                "top_prediction_share_pct": 100.0 * predicted_counts.max() / len(frame),
                "alpha_r2": _alpha_r2(info, split),
                "epochs": info.get("epochs"), "epochs_run": info.get("epochs_run"),
+               "patience": int(info.get("patience", 0)),
                "val_fraction": float(info.get("val_fraction", 0.0)),
                "backbone_weights": str(info.get("backbone_weights", "unrecorded"))}
         if row["nonfinite"]:
@@ -152,12 +161,16 @@ def bootstrap_interval(hits_per_recording: np.ndarray, resamples: int = BOOTSTRA
 
 
 def protocol_of(runs: pd.DataFrame) -> str:
-    """How an experiment's runs were trained: maximum epochs and how the checkpoint was chosen."""
+    """How an experiment's runs were trained: maximum epochs, early stopping, how the checkpoint was chosen."""
     parts = []
-    for (epochs, val_fraction), _ in runs.groupby(["epochs", "val_fraction"], dropna=False, sort=True):
+    for (epochs, val_fraction, patience), group in runs.groupby(["epochs", "val_fraction", "patience"],
+                                                                dropna=False, sort=True):
         choice = (f"checkpoint of the best val top-1 (val: {val_fraction:g} of the train recordings)"
                   if val_fraction > 0 else "last epoch (no validation split)")
-        parts.append(f"max {epochs} epochs, {choice}")
+        stopping = (f", early stopping after {patience} epochs without val improvement (ran "
+                    f"{int(group['epochs_run'].min())}-{int(group['epochs_run'].max())})"
+                    if patience and val_fraction > 0 else "")
+        parts.append(f"max {epochs} epochs{stopping}, {choice}")
     return "; ".join(parts)
 
 
@@ -254,10 +267,12 @@ def build_tables(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
     def summary(selected):
         return _ordered(summarise_rows(runs[selected], predictions, data_source))
 
+    table3 = summary(is_frame & ~with_alpha & runs["modality"].isin(list(TABLE3_CROPS)))
+    table3.insert(table3.columns.get_loc("modality") + 1, "crop", table3["modality"].map(TABLE3_CROPS))
     return {
         "runs": runs.sort_values(["experiment", "seed", "run"]).reset_index(drop=True),
         "table2_coefficients": summary(runs["model"].isin(COEFFICIENT_MODELS)),
-        "table3_event_vs_rgb": summary(is_frame & ~with_alpha & runs["modality"].isin(["events", "rgb"])),
+        "table3_event_vs_rgb": table3,
         "table4_per_au": _ordered(table4),
         "table5_alpha_ablation": summary(is_frame & events),
     }

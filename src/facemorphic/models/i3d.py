@@ -175,15 +175,22 @@ class I3DClassifier(nn.Module):
 
     ``clip_length`` is fixed at construction because the regression head predicts all L x K values at
     once, as in the paper. The whole network is trained (no frozen backbone, no feature cache).
+
+    ``input_size`` and ``frame_step`` make it affordable on a CPU: the trunk sees every ``frame_step``-th
+    frame, area-resized to ``input_size`` pixels (0: the frames as given); the heads still classify the clip
+    and regress all L frames' coefficients. With 1 and 0 it is the paper's network on the shard frames.
     """
 
     frozen_backbone = False
     backbone_name = "i3d"
 
     def __init__(self, clip_length: int, n_classes: int = 24, n_coefficients: int = 32, dropout: float = 0.5,
-                 weights_path: str | Path | None = None):
+                 weights_path: str | Path | None = None, input_size: int = 0, frame_step: int = 1):
         super().__init__()
+        if input_size < 0 or frame_step < 1:
+            raise ValueError(f"input_size must be >= 0 and frame_step >= 1, got {input_size} and {frame_step}")
         self.clip_length, self.n_coefficients = clip_length, n_coefficients
+        self.input_size, self.frame_step = input_size, frame_step
         self.trunk = InceptionI3d()
         if weights_path:
             self.trunk.load_kinetics_weights(weights_path)
@@ -192,12 +199,22 @@ class I3DClassifier(nn.Module):
         self.classifier = head(InceptionI3d.out_channels, n_classes)
         self.regressor = head(InceptionI3d.out_channels, clip_length * n_coefficients)
 
+    def trunk_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, L, 3, H, W]`` -> the trunk's float ``[B, 3, T, S, S]`` in [-1, 1]: every
+        ``frame_step``-th frame (T = ceil(L / frame_step)), area-resized to ``input_size`` when it is set."""
+        clip = frames[:, ::self.frame_step].float() * (2.0 / 255.0) - 1.0
+        if self.input_size and clip.shape[-2:] != (self.input_size, self.input_size):
+            batch, length = clip.shape[:2]
+            clip = F.interpolate(clip.flatten(0, 1), size=(self.input_size, self.input_size), mode="area")
+            clip = clip.view(batch, length, *clip.shape[1:])
+        return clip.permute(0, 2, 1, 3, 4)
+
     def forward(self, frames: torch.Tensor):
         """uint8 frames ``[B, L, 3, H, W]`` -> (logits ``[B, 24]``, alpha ``[B, L, K]``)."""
         batch, length = frames.shape[:2]
         if length != self.clip_length:
             raise ValueError(f"I3D was built for clips of {self.clip_length} frames, got {length}")
-        clip = (frames.float() * (2.0 / 255.0) - 1.0).permute(0, 2, 1, 3, 4)
+        clip = self.trunk_input(frames)
         feature = self.dropout(self.pool(self.trunk(clip)).flatten(1))
         alpha = self.regressor(feature).view(batch, self.clip_length, self.n_coefficients)
         return self.classifier(feature), alpha

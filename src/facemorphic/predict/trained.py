@@ -81,6 +81,9 @@ def load_trained_run(run_dir: str | Path) -> TrainedRun:
         raise FacemorphicError(f"{run_dir / 'run.json'}: model {summary['model']} reads {summary['modality']}, "
                                "which needs per-frame 3DMM coefficients fitted to RGB landmarks (the landmarks "
                                "and fit stages); predict only applies frame models (events or rgb modality)")
+    if summary["modality"] == "rgb_face":
+        raise FacemorphicError(f"{run_dir / 'run.json'}: the run was trained on RGB cropped to the face (rgb_face); "
+                               "predict reads event frames or full-view RGB frames only")
     checkpoint = run_dir / "checkpoints" / "best.ckpt"
     if not checkpoint.is_file():
         checkpoint = run_dir / "checkpoints" / "last.ckpt"

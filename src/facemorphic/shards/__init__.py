@@ -1,4 +1,5 @@
-"""Training-ready shards: per AU recording, resized event and RGB frames, coefficients, label."""
+"""Training-ready shards: per AU recording, resized event and RGB frames (full view and face crop),
+coefficients, label."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from .._lazy import lazy_exports
 #: name -> the submodule that defines it, imported on first use (see facemorphic._lazy)
 _EXPORTS = {name: module for module, names in {
     ".build": ("ShardsResult", "run_shards"),
-    ".frames": ("events_to_three_channels", "read_rgb_frames", "resize_frames", "to_three_channels"),
+    ".face": ("face_track", "square_boxes"),
+    ".frames": ("events_to_three_channels", "read_rgb_frames", "read_rgb_views", "resize_boxes", "resize_frames",
+                "to_three_channels"),
     ".io": ("SHARD_FORMAT", "ShardSample", "list_samples", "shard_files"),
     ".options": ("ShardsOptions",),
 }.items() for name in names}

@@ -4,6 +4,8 @@ RGB frames are read with the project's shared reader (PyAV for containers, JPEG 
 frame index in the names). Both streams are cropped the same way (``center``: the central square, keeping
 the aspect ratio the CNNs expect; ``full``: the whole frame, squashed) and resized with area averaging,
 which is the right anti-aliasing for the large downscales here (1280x720 events or 640x480 RGB to 112x112).
+The ``rgb_face`` stream crops each RGB frame to its own square face box instead (:mod:`.face`,
+:func:`resize_boxes`), from the same decoding pass (:func:`read_rgb_views`).
 
 What the models receive from the events. The events file stores ``[T, S*C, H, W]``: S sub-windows per RGB
 frame, each with the C channels of its representation (the layout is read from the file's attrs, never
@@ -27,6 +29,7 @@ interval with several; never an average of channels of different kinds.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -86,27 +89,60 @@ def events_to_three_channels(frames: np.ndarray, subwindows: int, channels_per_s
     return to_three_channels(intensity)
 
 
-def read_rgb_frames(path: str | Path, size: int, crop: str = "center") -> tuple[np.ndarray, int]:
-    """Decode every RGB frame (video file or JPEG folder), resized: uint8 ``[T, 3, size, size]``, and gaps.
+def resize_boxes(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``[T, C, H, W]`` -> uint8 ``[T, C, size, size]``: frame k cropped to ``boxes[k]`` = ``(top,
+    bottom, left, right)`` (whole pixels, bottom and right exclusive), then area-average resized, rounded."""
+    if frames.ndim != 4 or len(boxes) != len(frames):
+        raise ValueError(f"expected frames [T, C, H, W] and boxes [T, 4], got {frames.shape} and {np.shape(boxes)}")
+    out = np.empty((frames.shape[0], frames.shape[1], size, size), dtype=np.uint8)
+    for k, (top, bottom, left, right) in enumerate(np.asarray(boxes, dtype=np.int64)):
+        block = torch.from_numpy(np.ascontiguousarray(frames[k:k + 1, :, top:bottom, left:right]))
+        resized = F.interpolate(block.float(), size=(size, size), mode="area")
+        out[k] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()[0]
+    return out
+
+
+#: a view of the RGB frames: a crop name (:data:`CROPS`), or a function ``(indices, height, width) ->
+#: boxes [len(indices), 4]`` giving each frame's own crop box
+RgbView = Union[str, Callable[[np.ndarray, int, int], np.ndarray]]
+
+
+def read_rgb_views(path: str | Path, size: int, views: dict[str, RgbView]) -> tuple[dict[str, np.ndarray], int]:
+    """Decode every RGB frame once and crop it for each view (``{name: crop name or box function}``, see
+    :data:`RgbView`): ``{name: uint8 [T, 3, size, size]}`` and the number of frames that could not be decoded.
 
     Reading goes through :func:`facemorphic.video.reader.open_rgb`, the reader every stage shares, so frame
     k here is frame k for the landmarks and the coefficients too. Frames that could not be decoded keep
-    their place: they repeat the previous decoded frame (black before the first); their number is returned.
-    Frames are resized as they are decoded, so a recording never sits in memory at full resolution.
+    their place: they repeat the previous decoded frame (black before the first). Frames are resized as they
+    are decoded, so a recording never sits in memory at full resolution.
     """
     from ..video.reader import open_rgb
 
     reader = open_rgb(path)
     n_frames = reader.info.n_frames
-    out = np.zeros((n_frames, 3, size, size), dtype=np.uint8)
+    out = {name: np.zeros((n_frames, 3, size, size), dtype=np.uint8) for name in views}
     decoded = np.zeros(n_frames, dtype=bool)
     for batch in reader.batches(32):
         keep = batch.indices < n_frames
-        out[batch.indices[keep]] = resize_frames(batch.images[keep].transpose(0, 3, 1, 2), size, crop)
-        decoded[batch.indices[keep]] = True
+        indices = batch.indices[keep]
+        images = batch.images[keep].transpose(0, 3, 1, 2)
+        for name, view in views.items():
+            if isinstance(view, str):
+                out[name][indices] = resize_frames(images, size, view)
+            else:
+                out[name][indices] = resize_boxes(images, view(indices, images.shape[2], images.shape[3]), size)
+        decoded[indices] = True
     if not decoded.any():
         raise InputFileError(path, "no RGB frame could be decoded")
     for k in np.flatnonzero(~decoded):
         if k > 0:
-            out[k] = out[k - 1]
+            for frames in out.values():
+                frames[k] = frames[k - 1]
     return out, int((~decoded).sum())
+
+
+def read_rgb_frames(path: str | Path, size: int, crop: str = "center") -> tuple[np.ndarray, int]:
+    """Decode every RGB frame (video file or JPEG folder), resized: uint8 ``[T, 3, size, size]``, and gaps
+    (:func:`read_rgb_views` with one view, ``crop``)."""
+    frames, missing = read_rgb_views(path, size, {"rgb": crop})
+    return frames["rgb"], missing

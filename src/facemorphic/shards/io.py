@@ -1,15 +1,20 @@
 """Shard files: the training-ready samples, one HDF5 group per AU recording.
 
 Layout of ``results/shards/{split}/shard-{k}.h5`` (file attrs ``format``, ``split``, ``size``, ``crop``,
-``modalities``, and in the training split ``alpha_mean``, ``alpha_std``, ``alpha_stats_frames``: the
-:class:`AlphaStats` of that split's coefficients; docs/ARCHITECTURE.md, shards):
+``modalities``, with ``rgb_face`` also ``face_margin`` and ``face_smoothing_frames``, and in the training
+split ``alpha_mean``, ``alpha_std``, ``alpha_stats_frames``: the :class:`AlphaStats` of that split's
+coefficients; docs/ARCHITECTURE.md, shards):
 
 - group ``{recording_id}`` with attrs ``recording_id``, ``user``, ``au``, ``label`` (class index 0..23),
   ``split``, ``n_frames``, and with events ``event_representation``, ``event_subwindows`` (S),
-  ``event_channels_per_subwindow`` (C) and ``event_channels`` (S*C, before the 3-channel mapping);
+  ``event_channels_per_subwindow`` (C) and ``event_channels`` (S*C, before the 3-channel mapping), with
+  ``rgb_face`` ``face_crop`` (``face``, or ``center: no valid face`` where the recording's landmark track
+  has no face and the centre crop stands in);
 - ``events`` uint8 ``[T, 3, size, size]``: event frames mapped to three channels as
   :mod:`facemorphic.shards.frames` documents, aligned one to one with the RGB frames;
-- ``rgb`` uint8 ``[T, 3, size, size]``: RGB frames;
+- ``rgb`` uint8 ``[T, 3, size, size]``: RGB frames, cropped like the events (file attr ``crop``);
+- ``rgb_face`` uint8 ``[T, 3, size, size]``: RGB frames cropped to the smoothed face box of the landmarks
+  stage (:mod:`facemorphic.shards.face`);
 - ``alpha_au`` float32 ``[T, K]`` and ``alpha_valid`` bool ``[T]``: per-frame 3DMM AU coefficients
   (zeros where the fit is invalid).
 
@@ -30,7 +35,7 @@ from ..errors import InputFileError
 
 SHARD_FORMAT = "facemorphic-shard-1"
 FRAME_CHUNK = 16
-MODALITY_DATASETS = {"events": "events", "rgb": "rgb"}
+MODALITY_DATASETS = {"events": "events", "rgb": "rgb", "rgb_face": "rgb_face"}
 
 
 def write_sample(file: h5py.File, recording_id: str, attrs: dict, arrays: dict[str, np.ndarray]) -> None:

@@ -41,7 +41,7 @@ from .scene import EVENT_SIZE, make_scene
 
 log = logging.getLogger(__name__)
 #: Bumped when the generator's output changes for the same seed.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 _COMPRESSION = dict(compression="gzip", compression_opts=4, track_times=False)
 _SYNTH = defaults(SynthOptions)
 

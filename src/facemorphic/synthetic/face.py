@@ -470,11 +470,22 @@ def posed_vertices(model: FaceModel, identity: np.ndarray, au: np.ndarray, pose_
     Same result as :func:`pose_vertices` of :meth:`FaceModel.shape`, in one numba loop (this runs for
     every event render, and numpy's einsum/BLAS on these small products are many times slower).
     """
-    base = model.template + np.einsum("nck,k->nc", model.id_basis, np.asarray(identity, dtype=np.float64))
+    return pose_neutral(model, neutral_shape(model, identity), au, pose_deg, translation)
+
+
+def neutral_shape(model: FaceModel, identity: np.ndarray) -> np.ndarray:
+    """An identity's neutral shape [N, 3]: the template plus its identity offsets."""
+    return model.template + np.einsum("nck,k->nc", model.id_basis, np.asarray(identity, dtype=np.float64))
+
+
+def pose_neutral(model: FaceModel, neutral: np.ndarray, au: np.ndarray, pose_deg: np.ndarray,
+                 translation: np.ndarray) -> np.ndarray:
+    """:func:`posed_vertices` from the identity's :func:`neutral_shape`, which a recording computes once
+    for its thousands of renders."""
     facial = np.ascontiguousarray(np.asarray(au, dtype=np.float64)[:, FACIAL_CLASS_INDEX])
     pose_deg = np.asarray(pose_deg, dtype=np.float64)
     rot = np.ascontiguousarray(head_rotation(pose_deg[:, 0], pose_deg[:, 1], pose_deg[:, 2]))
     out = np.empty((len(facial), model.n_vertices, 3))
-    _pose_kernel(base, model.au_basis, facial, rot, np.ascontiguousarray(translation, dtype=np.float64),
+    _pose_kernel(neutral, model.au_basis, facial, rot, np.ascontiguousarray(translation, dtype=np.float64),
                  model.pivot, model.head_weight, out)
     return out

@@ -29,7 +29,8 @@ class SynthOptions:
     fps: int = option(30, "RGB frame rate", minimum=1)
     rgb_format: str = option("mp4", "RGB stream: H.264 MP4 files or folders of timestamped JPEG frames",
                              choices=("mp4", "jpeg"))
-    min_substeps: int = option(10, "event renders per RGB frame period at least (10: 300 Hz at 30 fps)", minimum=1)
+    min_substeps: int = option(1, "event renders per RGB frame period at least (1: as many as the motion needs, "
+                                  "see max_motion_px)", minimum=1)
     max_substeps: int = option(24, "event renders per RGB frame period at most (24: 720 Hz at 30 fps)", minimum=1)
     max_motion_px: float = option(0.5, "largest vertex motion between event renders, in sensor pixels",
                                   minimum=0.01)

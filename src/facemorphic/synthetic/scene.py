@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from .face import photo_to_template
-from .render import Camera, lambert_shade, render, vertex_normals
+from .render import Camera, render, vertex_shade
 
 RGB_SIZE = (640, 480)
 EVENT_SIZE = (1280, 720)
@@ -93,7 +93,7 @@ class Scene:
     background_event: np.ndarray  # [720, 1280, 1] float32
 
     def shade(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        return lambert_shade(vertex_normals(vertices, faces), self.light_dir, self.ambient, self.diffuse)
+        return vertex_shade(vertices, faces, self.light_dir, self.ambient, self.diffuse)
 
 
 def make_scene(rng: np.random.Generator) -> Scene:
@@ -139,7 +139,7 @@ def make_scene(rng: np.random.Generator) -> Scene:
     torso_z = 0.012 - 0.6 * txy[:, 0] ** 2 - 0.05 * np.clip(-txy[:, 1] - 0.12, 0, None)
     torso_vertices = np.column_stack([txy, torso_z])
     torso_faces = _grid_quads(len(us), n_rows)
-    torso_shade = lambert_shade(vertex_normals(torso_vertices, torso_faces), light, ambient, diffuse)
+    torso_shade = vertex_shade(torso_vertices, torso_faces, light, ambient, diffuse)
     wall_shade = np.ones(4)
 
     texture_gray = luminance(texture_rgb)

@@ -22,9 +22,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lambda-alpha-from", default=None,
                         help="take lambda_alpha from this L_alpha sweep table (table_lambda_sweep.csv): the lambda "
                              "it chose for this model and modality (default: the lambda_alpha option)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (give the Snakemake rule's threads; 0: torch's default). "
-                             "Several jobs each using every core slow each other down many times over")
+    parser.add_argument("--lambda-alpha-model", default=None,
+                        help="with --lambda-alpha-from: take the lambda chosen for this model on the run's modality "
+                             "(one swept model choosing for all; default: the run's own model)")
     add_options(parser, TrainOptions, title="training options")
 
 
@@ -40,9 +40,9 @@ def run(args) -> int:
     if args.lambda_alpha_from:
         from ..evaluation.sweep import chosen_lambda
 
-        options.lambda_alpha = chosen_lambda(args.lambda_alpha_from, options.model, options.modality)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+        options.lambda_alpha = chosen_lambda(args.lambda_alpha_from, args.lambda_alpha_model or options.model,
+                                             options.modality)
+    torch.set_num_threads(options.threads)
     config = RunConfig(**asdict(options), shards_dir=args.shards_dir, out_dir=args.out_dir,
                        experiment=args.experiment, seed=args.seed, features_dir=args.features_dir,
                        predict_splits=list(args.predict_splits))

@@ -30,12 +30,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .. import MODALITIES
 from ..errors import FacemorphicError, InputFileError
 from ..shards.io import ShardSample, list_samples
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("events", "rgb", "coefficients")
 EVAL_WINDOWS = ("center", "sliding")
 
 

@@ -24,6 +24,7 @@ from ..errors import InputFileError
 from ..fileio import atomic_path
 from ..models.backbones import FrozenFrameEncoder
 from ..shards.io import list_samples
+from ..shards.options import MODALITIES as FRAME_MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ FEATURES_FORMAT = "facemorphic-features-1"
 def compute_split_features(split_dir: str | Path, modality: str, out_path: str | Path, encoder: FrozenFrameEncoder,
                            device: str = "cpu", batch_frames: int = 256) -> int:
     """Write the features of every sample of one split folder; returns the number of frames encoded."""
-    if modality not in ("events", "rgb"):
-        raise ValueError(f"features are computed for frame modalities (events, rgb), not {modality!r}")
+    if modality not in FRAME_MODALITIES:
+        raise ValueError(f"features are computed for frame modalities {FRAME_MODALITIES}, not {modality!r}")
     split_dir, out_path = Path(split_dir), Path(out_path)
     samples = list_samples(split_dir) if split_dir.is_dir() else []
     encoder = encoder.to(device).eval()
@@ -42,7 +43,7 @@ def compute_split_features(split_dir: str | Path, modality: str, out_path: str |
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
         out.attrs.update(format=FEATURES_FORMAT, backbone=encoder.description, modality=modality,
                          split=split_dir.name)
-        for sample in tqdm(samples, desc=f"features {split_dir.name}", unit="rec"):
+        for sample in tqdm(samples, desc=f"features {split_dir.name}", unit="rec", disable=None):
             with h5py.File(sample.path, "r") as shard:
                 group = shard[sample.recording_id]
                 if modality not in group:

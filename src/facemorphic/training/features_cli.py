@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from ..options import add_options
+from ..shards.options import MODALITIES as FRAME_MODALITIES
 from .options import FeaturesOptions
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--shards-dir", required=True, help="results/shards (with one folder per split)")
-    parser.add_argument("--modality", choices=("events", "rgb"), required=True, help="which frames to encode")
+    parser.add_argument("--modality", choices=FRAME_MODALITIES, required=True, help="which frames to encode")
     parser.add_argument("--out-dir", required=True,
                         help="writes {out-dir}/{split}.h5, e.g. results/features/resnet18/events")
     parser.add_argument("--splits", nargs="+", default=["train", "test"], help="splits to encode (default: train test)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (give the Snakemake rule's threads; 0: torch's default). "
-                             "Several jobs each using every core slow each other down many times over")
     add_options(parser, FeaturesOptions, title="feature cache options")
 
 
@@ -28,8 +26,7 @@ def run(args) -> int:
     from .features import compute_split_features
 
     options = options_from_args(FeaturesOptions, args)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(options.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if options.device == "auto" else options.device
     encoder = FrozenFrameEncoder(options.resnet_weights or None, options.backbone_seed)
     for split in args.splits:

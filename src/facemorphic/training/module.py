@@ -50,7 +50,7 @@ class AUModule(pl.LightningModule):
     def __init__(self, model_name: str, clip_length: int = 75, lambda_alpha: float = 0.0, lr: float = 1e-3,
                  n_classes: int = 24, n_coefficients: int = 32, resnet_weights: str | None = None,
                  i3d_weights: str | None = None, backbone_seed: int = 0, alpha_mean: list[float] | None = None,
-                 alpha_std: list[float] | None = None):
+                 alpha_std: list[float] | None = None, i3d_input_size: int = 0, i3d_frame_step: int = 1):
         super().__init__()
         self.save_hyperparameters()
         mean = torch.zeros(n_coefficients) if alpha_mean is None else torch.tensor(alpha_mean, dtype=torch.float32)
@@ -62,7 +62,7 @@ class AUModule(pl.LightningModule):
         self.register_buffer("alpha_mean", mean)
         self.register_buffer("alpha_std", std)
         self.model = build_model(model_name, clip_length, n_classes, n_coefficients, resnet_weights, i3d_weights,
-                                 backbone_seed)
+                                 backbone_seed, i3d_input_size, i3d_frame_step)
         self.lambda_alpha, self.lr = lambda_alpha, lr
         if lambda_alpha > 0 and MODEL_INPUTS[model_name] == "coefficients":
             raise ValueError(f"{model_name} has no coefficient regression head; lambda_alpha must be 0")

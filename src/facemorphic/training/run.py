@@ -14,7 +14,9 @@ Run folder (fixed names, so Snakemake and the tables can find everything)::
 
 With ``val_fraction`` > 0 the validation split is carved from the training recordings (stratified by AU,
 ``val_seed``; :func:`facemorphic.training.data.carve_validation`), the model is fitted on the rest, and the
-checkpoint is the epoch with the best validation top-1 (early stopping with ``epochs`` as the maximum).
+checkpoint is the epoch with the best validation top-1; with ``patience`` > 0 the run also ends once the
+validation top-1 has not improved for that many epochs (early stopping, ``epochs`` being the maximum), the
+same protocol for every model family.
 
 Predictions are per recording: with sliding evaluation windows, the windows' logits are averaged.
 Predictions come from best.ckpt when there is a val split, else from the final weights (last.ckpt: a
@@ -195,7 +197,7 @@ def predictions_frame(samples, logits: np.ndarray, split: str) -> pd.DataFrame:
 def train_run(config: RunConfig) -> dict:
     """Train and evaluate one run; returns the run summary also written to ``run.json``."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -228,7 +230,8 @@ def train_run(config: RunConfig) -> dict:
                       n_coefficients=coefficient_count(train_dir),
                       resnet_weights=config.resnet_weights, i3d_weights=config.i3d_weights,
                       backbone_seed=config.backbone_seed, alpha_mean=stats.mean.tolist(),
-                      alpha_std=stats.std.tolist())
+                      alpha_std=stats.std.tolist(), i3d_input_size=config.i3d_input_size,
+                      i3d_frame_step=config.i3d_frame_step)
     features_dir = config.features_dir if getattr(module.model, "frozen_backbone", False) else None
     if config.features_dir and not features_dir:
         log.warning("%s has no frozen backbone; the feature cache is ignored", config.model)
@@ -242,6 +245,9 @@ def train_run(config: RunConfig) -> dict:
     if has_val:
         callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_top1",
                                          mode="max", save_top_k=1, save_last=False, enable_version_counter=False))
+        if config.patience:
+            callbacks.append(EarlyStopping(monitor="val_top1", mode="max", patience=config.patience,
+                                           check_on_train_epoch_end=False))
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     log.info("%s on %s: %d trainable parameters, %d torch threads, seed %d", config.model, config.modality,
              trainable, torch.get_num_threads(), config.seed)
