@@ -57,7 +57,7 @@ def topk_accuracy(labels, logits, k):
 
 def test_tables_recomputed_independently(run_folders):
     root, folders = run_folders
-    assert main(["evaluate", "--runs-dir", str(root / "runs"), "--tables-dir", str(root / "tables"),
+    assert main(["evaluate", "--runs-dir", str(root / "runs"), "--out-dir", str(root / "tables"),
                  "--figures-dir", str(root / "figures"), "--data-source", "synthetic"]) == 0
     tables = {name: pd.read_csv(root / "tables" / f"{name}.csv") for name in
               ("table2_coefficients", "table3_event_vs_rgb", "table4_per_au", "table5_alpha_ablation", "runs")}
@@ -240,7 +240,7 @@ def test_lambda_sweep_is_scored_on_validation_and_marks_the_best_lambda(tmp_path
             folders.append(folder)
             val_top1.setdefault(lam, []).append(topk_accuracy(labels, logits, 1))
     test_run = next(iter(run_dirs_of(tmp_path)))
-    assert main(["evaluate", "--runs", str(test_run), "--sweep-runs", *map(str, folders), "--tables-dir",
+    assert main(["evaluate", "--runs", str(test_run), "--sweep-runs", *map(str, folders), "--out-dir",
                  str(tmp_path / "tables")]) == 0
     sweep = pd.read_csv(tmp_path / "tables" / "table_lambda_sweep.csv")
     assert sweep["lambda_alpha"].tolist() == sorted(skill)

@@ -63,7 +63,7 @@ def test_table_rows_are_the_variants_known_scores(tmp_path):
                   "accumulation_us": 0},
     }
     assert main(["evaluate", "--representation-runs", *arguments, "--representation-variants",
-                 json.dumps(parameters), "--tables-dir", str(tmp_path / "tables"), "--data-source", "synthetic"]) == 0
+                 json.dumps(parameters), "--out-dir", str(tmp_path / "tables"), "--data-source", "synthetic"]) == 0
     table = pd.read_csv(tmp_path / "tables" / "table6_representations.csv", keep_default_na=False,
                         dtype={"bins": str, "palette": str, "tau_us": str})
     assert list(table.columns[:9]) == ["variant", "representation", "subwindows", "width", "height",
@@ -97,11 +97,11 @@ def test_table_rows_are_the_variants_known_scores(tmp_path):
 
 
 def test_bad_representation_arguments_are_refused(tmp_path, capsys):
-    assert main(["evaluate", "--representation-runs", str(tmp_path), "--tables-dir", str(tmp_path)]) == 2
+    assert main(["evaluate", "--representation-runs", str(tmp_path), "--out-dir", str(tmp_path)]) == 2
     assert "VARIANT=RUN_DIR" in capsys.readouterr().err
     write_run(tmp_path / "a", 0, [0, 1], [0, 1])
     assert main(["evaluate", "--representation-runs", f"a={tmp_path / 'a'}", "--representation-variants",
-                 json.dumps({"b": {"representation": "tbr"}}), "--tables-dir", str(tmp_path)]) == 2
+                 json.dumps({"b": {"representation": "tbr"}}), "--out-dir", str(tmp_path)]) == 2
     assert "variants without runs: ['b']" in capsys.readouterr().err
     assert not (tmp_path / "table6_representations.csv").exists()
 

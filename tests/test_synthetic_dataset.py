@@ -228,7 +228,7 @@ def test_jpeg_folders_carry_capture_times(tmp_path):
 
     from facemorphic.cli import main
 
-    assert main(["synth", "--root", str(tmp_path), "--user", "u", "--user-index", "0", "--seed", str(SEED),
+    assert main(["synth", "--out-dir", str(tmp_path), "--user", "u", "--user-index", "0", "--seed", str(SEED),
                  "--aus", "2", "--repetitions", "1", "--free", "0", "--reading", "0", "--au-duration", "0.5",
                  "--rgb-format", "jpeg", "--min-substeps", "2", "--max-substeps", "8", "--no-progress"]) == 0
     frames = sorted((tmp_path / "u" / "AU_2" / "frames_1").glob("frame_*.jpg"),

@@ -185,7 +185,7 @@ def _load(path):
 
 def test_scan_corpus_layouts_and_truth(tmp_path):
     out = tmp_path / "scans"
-    assert main(["synth-corpus", "--out", str(out), "--seed", "5", "--d3dfacs-subjects", "3",
+    assert main(["synth-corpus", "--out-dir", str(out), "--seed", "5", "--d3dfacs-subjects", "3",
                  "--sequences-per-subject", "2", "--frames-per-sequence", "4", "--vocaset-subjects", "2",
                  "--vocaset-sentences", "2", "--vocaset-frames", "5"]) == 0
     model = face_model()

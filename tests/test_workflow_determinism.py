@@ -24,6 +24,7 @@ def test_tables_do_not_depend_on_the_cores_given(tiny_pipeline, tmp_path):
     shutil.copytree(tiny_pipeline, project, symlinks=True)
     config = yaml.safe_load((project / "config.yaml").read_text())
     config["experiments"] = {name: config["experiments"][name] for name in KEPT_EXPERIMENTS}
+    config["predict"]["experiment"] = KEPT_EXPERIMENTS[-1]  # must name a kept experiment (nothing is predicted)
     (project / "config.yaml").write_text(yaml.safe_dump(config))
     for folder in ("results/runs", "results/sweep", "results/features", "results/tables"):
         shutil.rmtree(project / folder)

@@ -27,7 +27,7 @@ rule ingest_user:
         "../../envs/ingest.yaml"
     shell:
         "{params.facemorphic} ingest --root {params.root:q} --users {wildcards.user:q} "
-        "--sync-csv {params.sync:q} --per-user-dir {params.outdir:q} --options {params.options:q} --no-progress "
+        "--sync-csv {params.sync:q} --out-dir {params.outdir:q} --options {params.options:q} --no-progress "
         "> {log:q} 2>&1"
 
 

@@ -161,7 +161,7 @@ rule representation_table:
         "../../envs/train.yaml"
     shell:
         "{params.facemorphic} evaluate --representation-runs {params.runs:q} "
-        "--representation-variants {params.variants:q} --tables-dir {params.tables_dir:q} "
+        "--representation-variants {params.variants:q} --out-dir {params.tables_dir:q} "
         "--data-source {params.data_source:q} > {log:q} 2>&1"
 
 

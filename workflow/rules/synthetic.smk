@@ -23,7 +23,7 @@ rule synth_user:
     conda:
         "../../envs/synthetic.yaml"
     shell:
-        "{params.facemorphic} synth --root {params.root:q} --user {wildcards.user:q} --user-index {params.user_index:q} "
+        "{params.facemorphic} synth --out-dir {params.root:q} --user {wildcards.user:q} --user-index {params.user_index:q} "
         "--options {params.options:q} --no-progress > {log:q} 2>&1"
 
 
@@ -51,4 +51,4 @@ rule synth_corpus:
     conda:
         "../../envs/synthetic.yaml"
     shell:
-        "{params.facemorphic} synth-corpus --out {params.out:q} --options {params.options:q} > {log:q} 2>&1"
+        "{params.facemorphic} synth-corpus --out-dir {params.out:q} --options {params.options:q} > {log:q} 2>&1"

@@ -87,7 +87,7 @@ rule lambda_sweep:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.facemorphic} evaluate --sweep-runs {params.run_dirs:q} --tables-dir {params.tables_dir:q} "
+        "{params.facemorphic} evaluate --sweep-runs {params.run_dirs:q} --out-dir {params.tables_dir:q} "
         "> {log:q} 2>&1"
 
 
@@ -166,5 +166,5 @@ rule evaluate:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.facemorphic} evaluate --runs {params.run_dirs:q} --tables-dir {params.tables_dir:q} "
+        "{params.facemorphic} evaluate --runs {params.run_dirs:q} --out-dir {params.tables_dir:q} "
         "--figures-dir {params.figures_dir:q} --data-source {params.data_source:q} > {log:q} 2>&1"

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="users (folder names) to ingest; default: every user folder under the root")
     parser.add_argument("--sync-csv", nargs="*", default=[], type=Path,
                         help="CSV files with recording_id,event_offset_us overriding the first-event offset")
-    parser.add_argument("--per-user-dir", required=True, type=Path,
+    parser.add_argument("--out-dir", required=True, type=Path,
                         help="folder for {user}.csv and {user}.rejects.csv")
     parser.add_argument("--manifest", type=Path, default=None, help="also write the merged manifest here")
     parser.add_argument("--rejects", type=Path, default=None, help="merged rejects (with --manifest)")
@@ -62,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
     written = []
     for user in users:
         rows, rejects = ingest_user(args.root, user, offsets, progress=not args.no_progress, sync=ingest.sync)
-        write_csv_atomic(rows, args.per_user_dir / f"{user}.csv")
-        write_csv_atomic(rejects, args.per_user_dir / f"{user}.rejects.csv")
+        write_csv_atomic(rows, args.out_dir / f"{user}.csv")
+        write_csv_atomic(rejects, args.out_dir / f"{user}.rejects.csv")
         written.append(user)
     if args.manifest is not None:
         rejects_out = args.rejects or args.manifest.with_name("rejects.csv")
         _merge_and_write(
-            [args.per_user_dir / f"{u}.csv" for u in written],
-            [args.per_user_dir / f"{u}.rejects.csv" for u in written],
+            [args.out_dir / f"{u}.csv" for u in written],
+            [args.out_dir / f"{u}.rejects.csv" for u in written],
             args.manifest, rejects_out, args,
         )
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 def add_arguments(parser) -> None:
     parser.add_argument("--runs", nargs="*", default=[], help="run folders (or their run.json files)")
     parser.add_argument("--runs-dir", default=None, help="also use every run folder found under this folder")
-    parser.add_argument("--tables-dir", required=True, help="results/tables")
+    parser.add_argument("--out-dir", required=True, help="folder for the tables (results/tables)")
     parser.add_argument("--figures-dir", default=None, help="results/figures (confusion matrices)")
     parser.add_argument("--split", default="test", help="which predictions to score")
     parser.add_argument("--data-source", default="unstated",
@@ -35,15 +35,15 @@ def run(args) -> int:
 
         if not args.representation_runs:
             raise FacemorphicError("--representation-variants needs --representation-runs")
-        write_representation_table(parse_variant_runs(args.representation_runs), args.tables_dir,
+        write_representation_table(parse_variant_runs(args.representation_runs), args.out_dir,
                                    parse_variant_parameters(args.representation_variants), args.split,
                                    args.data_source)
         if not run_dirs and not args.sweep_runs:
             return 0
     if not run_dirs and args.sweep_runs:
-        write_sweep_table(args.sweep_runs, args.tables_dir)
+        write_sweep_table(args.sweep_runs, args.out_dir)
         return 0
     if not run_dirs:
         raise FacemorphicError("no run folders given (--runs, --runs-dir, --sweep-runs or --representation-runs)")
-    evaluate_runs(run_dirs, args.tables_dir, args.figures_dir, args.split, args.data_source, args.sweep_runs)
+    evaluate_runs(run_dirs, args.out_dir, args.figures_dir, args.split, args.data_source, args.sweep_runs)
     return 0

@@ -9,7 +9,7 @@ from .options import SynthOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", required=True, help="dataset root (e.g. resources/synthetic)")
+    parser.add_argument("--out-dir", required=True, help="dataset root to write the user into (e.g. resources/synthetic)")
     parser.add_argument("--user", required=True, help="user folder name, e.g. user00")
     parser.add_argument("--user-index", type=int, required=True, help="index of the user (seeds its randomness)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                                free_duration_s=options.free_duration_s,
                                reading_duration_s=options.reading_duration_s, fps=options.fps,
                                rgb_format=options.rgb_format, events=events)
-    path = generate_user(args.root, args.user, args.user_index, options.seed, user_options,
+    path = generate_user(args.out_dir, args.user, args.user_index, options.seed, user_options,
                          progress=not args.no_progress)
     logging.getLogger(__name__).info("wrote user %s (truth: %s)", args.user, path)
     return 0

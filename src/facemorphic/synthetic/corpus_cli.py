@@ -9,7 +9,7 @@ from .options import CorpusOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (e.g. resources/synthetic/scans)")
+    parser.add_argument("--out-dir", required=True, help="output folder (e.g. resources/synthetic/scans)")
     add_options(parser, CorpusOptions, title="corpus options")
 
 def run(args: argparse.Namespace) -> int:
@@ -21,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
 
     options = asdict(options_from_args(CorpusOptions, args))
     seed = options.pop("seed")
-    generate_corpus(args.out, seed, CorpusSettings(**options))
+    generate_corpus(args.out_dir, seed, CorpusSettings(**options))
     return 0
