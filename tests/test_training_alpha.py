@@ -111,6 +111,32 @@ def test_standardised_targets_make_l_alpha_comparable_to_the_cross_entropy():
     torch.testing.assert_close(scaled.alpha_in_original_units(scaled.standardised_alpha(alpha)), alpha)
 
 
+
+@pytest.mark.parametrize("model_name", ["coeff_lstm", "coeff_transformer"])
+def test_coefficient_models_see_standardised_inputs_whatever_the_units(model_name):
+    """The same coefficients in other units (x1000, shifted) with their statistics give the same logits;
+    a fit gap reads as the mean face whatever is stored there (NaN included)."""
+    rng = np.random.default_rng(2)
+    alpha = torch.from_numpy(rng.normal(0.02, 0.03, size=(3, 6, 32))).float()
+    valid = torch.ones(3, 6, dtype=torch.bool)
+    valid[1, 2:4] = False
+    mean, std = alpha.reshape(-1, 32).mean(0), alpha.reshape(-1, 32).std(0, unbiased=False)
+    torch.manual_seed(0)
+    small = AUModule(model_name, 6, n_coefficients=32, alpha_mean=mean.tolist(), alpha_std=std.tolist()).eval()
+    large = AUModule(model_name, 6, n_coefficients=32, alpha_mean=(1000 * mean + 5).tolist(),
+                     alpha_std=(1000 * std).tolist()).eval()
+    large.model.load_state_dict(small.model.state_dict())
+    gap = alpha.clone()
+    gap[1, 2:4] = float("nan")
+    with torch.no_grad():
+        logits_small, _ = small({"coefficients": gap, "coefficient_valid": valid})
+        logits_large, _ = large({"coefficients": 1000 * alpha + 5, "coefficient_valid": valid})
+        # what the model itself receives: unit-variance inputs, not the raw hundredths
+        seen = small.standardised_alpha(alpha)[valid]
+    assert torch.isfinite(logits_small).all()
+    torch.testing.assert_close(logits_small, logits_large, rtol=1e-4, atol=1e-4)
+    assert seen.std().item() == pytest.approx(1.0, rel=0.1) and alpha.std().item() < 0.05
+
 def test_run_with_carved_validation_records_its_split_statistics_and_r2(tmp_path):
     write_toy_shards(tmp_path / "shards", {"train": 20, "test": 8}, n_frames=(6, 9), size=16, n_classes=4)
     out = tmp_path / "run"

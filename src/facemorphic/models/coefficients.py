@@ -2,9 +2,12 @@
 
 They see no pixels: the input is the per-frame sequence of fitted 3DMM AU coefficients ``[B, L, K]``
 with its validity mask ``[B, L]`` (frames without a face fit). Invalid frames are zeroed and, for the
-Transformer, masked out of attention; the LSTM reads the zeros (a fit gap carries no coefficients). The
-LSTM reads the raw coefficients, as in the paper's Table 2: normalising each frame's 32 values would
-throw away their magnitude, i.e. how strongly the AU is expressed.
+Transformer, masked out of attention; the LSTM reads the zeros (a fit gap carries no coefficients).
+:class:`~facemorphic.training.module.AUModule` hands them the coefficients standardised per component
+with the training set's mean and std (so a zero is the mean face): one affine map for all frames, which
+keeps each frame's magnitude (how strongly the AU is expressed), where normalising each frame's 32 values
+would throw it away. Fitted coefficients of unit-norm atoms are a few hundredths; raw, they leave an
+LSTM's gates nearly still and the runs at chance.
 They return ``(logits, None)``: no per-frame regression, so their loss is the cross-entropy alone.
 """
 
@@ -53,7 +56,7 @@ class CoefficientTransformer(nn.Module):
 
 
 class CoefficientLSTM(nn.Module):
-    """One LSTM layer with 256 hidden units over the raw coefficient sequence; the final state is classified."""
+    """One LSTM layer with 256 hidden units over the (standardised) coefficient sequence; the final state is classified."""
 
     frozen_backbone = False
     backbone_name = "none"

@@ -93,7 +93,12 @@ class AUModule(pl.LightningModule):
         if "features" in batch:
             return self.model.forward_features(batch["features"])
         if "coefficients" in batch:
-            return self.model(batch["coefficients"], batch["coefficient_valid"])
+            # standardised per coefficient with the training set's statistics (a global affine map, so each
+            # frame keeps its magnitude): fitted coefficients are a few hundredths, where an LSTM's gates
+            # barely move and a run stops before it learns anything; a fit gap is the mean face (0)
+            valid = batch["coefficient_valid"].bool()
+            coefficients = torch.where(valid.unsqueeze(-1), self.standardised_alpha(batch["coefficients"]), 0.0)
+            return self.model(coefficients, valid)
         return self.model(batch["frames"])
 
     def standardised_alpha(self, alpha: torch.Tensor) -> torch.Tensor:
