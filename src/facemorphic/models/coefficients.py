@@ -56,7 +56,8 @@ class CoefficientTransformer(nn.Module):
 
 
 class CoefficientLSTM(nn.Module):
-    """One LSTM layer with 256 hidden units over the (standardised) coefficient sequence; the final state is classified."""
+    """One LSTM layer with 256 hidden units over the (standardised) coefficient sequence; the final state
+    is classified."""
 
     frozen_backbone = False
     backbone_name = "none"
