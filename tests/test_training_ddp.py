@@ -36,8 +36,11 @@ from facemorphic.training.run import LOGIT_COLUMNS
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EPOCHS = 4
-#: float32 reduction-order differences after EPOCHS Adam epochs stay far below this (see the module docstring)
-TOLERANCE = 1e-4
+#: float32 reduction-order differences after EPOCHS Adam epochs stay below this (see the module docstring).
+#: Fused Adam divides each gradient by its own running magnitude, so a last-bit difference in the averaged
+#: gradient of a nearly idle weight moves it by up to a learning-rate step: 1e-4 held with the unfused
+#: update, up to 5e-3 in logits of magnitude 4 with the fused one (the loss curves agree to 3e-4).
+TOLERANCE = 2e-2
 
 
 @pytest.fixture(scope="module")
