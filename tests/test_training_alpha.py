@@ -111,7 +111,6 @@ def test_standardised_targets_make_l_alpha_comparable_to_the_cross_entropy():
     torch.testing.assert_close(scaled.alpha_in_original_units(scaled.standardised_alpha(alpha)), alpha)
 
 
-
 @pytest.mark.parametrize("model_name", ["coeff_lstm", "coeff_transformer"])
 def test_coefficient_models_see_standardised_inputs_whatever_the_units(model_name):
     """The same coefficients in other units (x1000, shifted) with their statistics give the same logits;
@@ -136,6 +135,7 @@ def test_coefficient_models_see_standardised_inputs_whatever_the_units(model_nam
     assert torch.isfinite(logits_small).all()
     torch.testing.assert_close(logits_small, logits_large, rtol=1e-4, atol=1e-4)
     assert seen.std().item() == pytest.approx(1.0, rel=0.1) and alpha.std().item() < 0.05
+
 
 def test_run_with_carved_validation_records_its_split_statistics_and_r2(tmp_path):
     write_toy_shards(tmp_path / "shards", {"train": 20, "test": 8}, n_frames=(6, 9), size=16, n_classes=4)

@@ -23,7 +23,8 @@ rule synth_user:
     conda:
         "../../envs/synthetic.yaml"
     shell:
-        "{params.facemorphic} synth --out-dir {params.root:q} --user {wildcards.user:q} --user-index {params.user_index:q} "
+        "{params.facemorphic} synth --out-dir {params.root:q} --user {wildcards.user:q} "
+        "--user-index {params.user_index:q} "
         "--options {params.options:q} --no-progress > {log:q} 2>&1"
 
 

@@ -9,7 +9,8 @@ from .options import SynthOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out-dir", required=True, help="dataset root to write the user into (e.g. resources/synthetic)")
+    parser.add_argument("--out-dir", required=True,
+                        help="dataset root to write the user into (e.g. resources/synthetic)")
     parser.add_argument("--user", required=True, help="user folder name, e.g. user00")
     parser.add_argument("--user-index", type=int, required=True, help="index of the user (seeds its randomness)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
