@@ -247,3 +247,21 @@ def test_i3d_input_size_and_frame_step_select_and_area_resize_the_trunk_input():
     assert logits.shape == (2, 24) and alpha.shape == (2, 6, 32)
     with pytest.raises(ValueError):
         I3DClassifier(clip_length=6, frame_step=0)
+
+
+def test_pointwise_units_compute_what_conv3d_computes_in_value_and_gradient():
+    from facemorphic.models.i3d import Unit3D
+
+    torch.manual_seed(3)
+    unit = Unit3D(12, 7)
+    assert unit.pointwise
+    assert not Unit3D(12, 7, (3, 3, 3)).pointwise and not Unit3D(12, 7, (1, 1, 1), (2, 2, 2)).pointwise
+    x = torch.randn(2, 12, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    unit = unit.double()
+    fast = unit(x)
+    grads_fast = torch.autograd.grad(fast.square().sum(), (x, unit.conv3d.weight))
+    reference = torch.relu(unit.bn(torch.nn.functional.conv3d(x, unit.conv3d.weight)))
+    grads_reference = torch.autograd.grad(reference.square().sum(), (x, unit.conv3d.weight))
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    for got, expected in zip(grads_fast, grads_reference):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
