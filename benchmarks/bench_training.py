@@ -84,6 +84,11 @@ def train_throughput(module, data, clip: int, steps: int, device) -> float:
     return frames / (time.perf_counter() - start)
 
 
+#: the real path trains on every training clip for every epoch, as the plain loop does (the default's
+#: validation carve and early stopping would make it train fewer clips than the throughput counts)
+EVERY_CLIP_EVERY_EPOCH = dict(val_fraction=0.0, patience=0)
+
+
 def plain_loop_clips_per_s(model_name: str, dataset, epochs: int, batch_size: int, clip: int,
                            lambda_alpha: float, seed: int = 0) -> float:
     """Training clips/s of the plainest loop: the model, Adam, the same loss, over the same in-memory batches."""
@@ -93,9 +98,12 @@ def plain_loop_clips_per_s(model_name: str, dataset, epochs: int, batch_size: in
     from facemorphic.models.factory import build_model
     from facemorphic.training.data import collated
     from facemorphic.training.module import masked_frame_squared_error
+    from facemorphic.training.options import TrainOptions
 
     torch.manual_seed(seed)
-    model = build_model(model_name, clip).train()
+    defaults = TrainOptions()  # I3D's trunk input as the real path builds it
+    model = build_model(model_name, clip, i3d_input_size=defaults.i3d_input_size,
+                        i3d_frame_step=defaults.i3d_frame_step).train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=True)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collated)
     clips, start = 0, time.perf_counter()
@@ -145,7 +153,8 @@ def family_throughputs(root: Path, threads: int) -> None:
         summary = train_run(RunConfig(shards_dir=str(root / shards), out_dir=str(root / "runs" / model), model=model,
                                       modality=modality, epochs=epochs, batch_size=batch, clip_length=clip,
                                       lambda_alpha=lambda_alpha, features_dir=str(root / features) if features else None,
-                                      predict_splits=["test"], accelerator="cpu"))
+                                      predict_splits=["test"], accelerator="cpu",
+                                      **EVERY_CLIP_EVERY_EPOCH))
         n_train = len(list_samples(root / shards / "train"))
         real = epochs * n_train / summary["fit_seconds"]
         dataset = InMemoryClips(list_samples(root / shards / "train"), modality, clip,
@@ -165,7 +174,8 @@ def coefficient_run_seconds(root: Path) -> None:
     start = time.perf_counter()
     summary = train_run(RunConfig(shards_dir=str(root / "family"), out_dir=str(root / "runs" / "coeff_lstm_50"),
                                   model="coeff_lstm", modality="coefficients", epochs=50, batch_size=8,
-                                  clip_length=30, predict_splits=["test"], accelerator="cpu"))
+                                  clip_length=30, predict_splits=["test"], accelerator="cpu",
+                                  **EVERY_CLIP_EVERY_EPOCH))
     total = time.perf_counter() - start
     torch.set_num_threads(previous)
     emit("coeff_lstm_50_epochs_1_thread_s", total, "s", fit_seconds=summary["fit_seconds"], target=30,
