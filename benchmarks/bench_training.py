@@ -89,22 +89,21 @@ def train_throughput(module, data, clip: int, steps: int, device) -> float:
 EVERY_CLIP_EVERY_EPOCH = dict(val_fraction=0.0, patience=0)
 
 
-def plain_loop_clips_per_s(model_name: str, dataset, epochs: int, batch_size: int, clip: int,
-                           lambda_alpha: float, seed: int = 0) -> float:
-    """Training clips/s of the plainest loop: the model, Adam, the same loss, over the same in-memory batches."""
+def plain_loop_clips_per_s(config, dataset, seed: int = 0) -> float:
+    """Training clips/s of the plainest loop: the model the run ``config`` builds, Adam, the same loss, over
+    the same in-memory batches."""
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
     from facemorphic.models.factory import build_model
     from facemorphic.training.data import collated
     from facemorphic.training.module import masked_frame_squared_error
-    from facemorphic.training.options import TrainOptions
 
+    epochs, batch_size, lambda_alpha = config.epochs, config.batch_size, config.lambda_alpha
     torch.manual_seed(seed)
-    defaults = TrainOptions()  # I3D's trunk input as the real path builds it
-    model = build_model(model_name, clip, i3d_input_size=defaults.i3d_input_size,
-                        i3d_frame_step=defaults.i3d_frame_step).train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=True)
+    model = build_model(config.model, config.clip_length, i3d_input_size=config.i3d_input_size,
+                        i3d_frame_step=config.i3d_frame_step).train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr, fused=True)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collated)
     clips, start = 0, time.perf_counter()
     for _ in range(epochs):
@@ -146,20 +145,19 @@ def family_throughputs(root: Path, threads: int) -> None:
         ("coeff_transformer", "coefficients", "family", None, 30, 8, 10, 0.0),
         ("resnet18_lstm", "events", "family", "family_features", 30, 8, 2, 1.0),
         ("resnet18_transformer", "events", "family", "family_features", 30, 8, 2, 1.0),
-        ("i3d", "events", "family_i3d", None, 16, 4, 1, 1.0),
+        ("i3d", "events", "family_i3d", None, 16, 4, 3, 1.0),  # 12 steps: 4 were noise-bound
     ]
     for model, modality, shards, features, clip, batch, epochs, lambda_alpha in families:
         context = dict(clip=clip, batch=batch, epochs=epochs, threads=threads)
-        summary = train_run(RunConfig(shards_dir=str(root / shards), out_dir=str(root / "runs" / model), model=model,
-                                      modality=modality, epochs=epochs, batch_size=batch, clip_length=clip,
-                                      lambda_alpha=lambda_alpha, features_dir=str(root / features) if features else None,
-                                      predict_splits=["test"], accelerator="cpu",
-                                      **EVERY_CLIP_EVERY_EPOCH))
-        n_train = len(list_samples(root / shards / "train"))
-        real = epochs * n_train / summary["fit_seconds"]
+        config = RunConfig(shards_dir=str(root / shards), out_dir=str(root / "runs" / model), model=model,
+                           modality=modality, epochs=epochs, batch_size=batch, clip_length=clip,
+                           lambda_alpha=lambda_alpha, features_dir=str(root / features) if features else None,
+                           predict_splits=["test"], accelerator="cpu", **EVERY_CLIP_EVERY_EPOCH)
+        summary = train_run(config)
+        real = summary["epochs_run"] * summary["n_fit_recordings"] / summary["fit_seconds"]
         dataset = InMemoryClips(list_samples(root / shards / "train"), modality, clip,
                                 features_path=root / features / "train.h5" if features else None)
-        plain = plain_loop_clips_per_s(model, dataset, epochs, batch, clip, lambda_alpha)
+        plain = plain_loop_clips_per_s(config, dataset)
         emit(f"family_{model}_real_clips_s", real, "clips/s", **context)
         emit(f"family_{model}_plain_clips_s", plain, "clips/s", **context)
         emit(f"family_{model}_ratio", real / plain, "ratio", baseline=f"family_{model}_plain_clips_s", target=0.7)
