@@ -105,6 +105,35 @@ def test_resize_and_channel_mapping_against_block_means():
                                   np.round(bins[:, 2:4].astype(float).mean(axis=1)).astype(np.uint8))
 
 
+def test_area_resize_gives_torch_area_interpolation_bytes_in_both_memory_layouts():
+    """The integer kernel against ``torch.nn.functional.interpolate(mode="area")`` rounded, the resize the
+    stage used before: random crops, sizes up and down (non-integer ratios, overlapping bins), channel
+    planes (event frames) and channels last in memory (decoded video), and values made to tie at .5."""
+    import torch
+    import torch.nn.functional as F
+
+    from facemorphic.shards.frames import resize_boxes
+
+    rng = np.random.default_rng(7)
+    for trial in range(120):
+        t, c = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+        h, w, size = int(rng.integers(1, 90)), int(rng.integers(1, 90)), int(rng.integers(1, 40))
+        if trial % 2:
+            frames = rng.integers(0, 256, (t, h, w, c), dtype=np.uint8).transpose(0, 3, 1, 2)
+        else:
+            frames = rng.integers(0, 256, (t, c, h, w), dtype=np.uint8)
+        if trial % 3 == 0:  # two levels only: many bin means end in exactly .5
+            frames = (frames // 128 * 128).astype(np.uint8)
+        top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
+        bottom, right = int(rng.integers(top + 1, h + 1)), int(rng.integers(left + 1, w + 1))
+        crop = torch.from_numpy(np.ascontiguousarray(frames[:, :, top:bottom, left:right])).float()
+        expected = F.interpolate(crop, size=(size, size), mode="area").round().to(torch.uint8).numpy()
+        boxes = np.tile([top, bottom, left, right], (t, 1))
+        np.testing.assert_array_equal(resize_boxes(frames, boxes, size), expected, err_msg=f"trial {trial}")
+    with pytest.raises(ValueError, match="empty or outside"):
+        resize_boxes(frames, np.tile([0, 0, 0, 1], (t, 1)), 4)
+
+
 def test_build_shards_values_grouping_and_index(upstream):
     root, events, coefficients, truth = upstream
     out = root / "shards"

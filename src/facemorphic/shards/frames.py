@@ -31,9 +31,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Union
 
+import numba as nb
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InputFileError
 from .options import CROPS
@@ -50,17 +49,82 @@ def crop_box(height: int, width: int, crop: str) -> tuple[int, int, int, int]:
     raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
 
 
-def resize_frames(frames: np.ndarray, size: int, crop: str = "center", chunk: int = 64) -> np.ndarray:
+@nb.njit(cache=True, nogil=True)
+def _area_bin(i, n, size):
+    """Input pixels [start, stop) averaged into output pixel ``i`` of ``size`` from ``n``: floor(i n / size)
+    to ceil((i + 1) n / size), the bins of ``torch.nn.functional.interpolate(mode="area")``."""
+    return (i * n) // size, ((i + 1) * n + size - 1) // size
+
+
+@nb.njit(cache=True, nogil=True)
+def _rounded_mean(total, count):
+    """``total / count`` (integers) rounded half to even, as ``torch.round`` and ``numpy.round`` do."""
+    mean, rest = total // count, total % count
+    if 2 * rest > count or (2 * rest == count and mean % 2 == 1):
+        mean += 1
+    return mean
+
+
+@nb.njit(cache=True, nogil=True)
+def _area_resize_rows(rows, top, left, height, width, channels, out):
+    """``out`` [N, size, size, C] = area average of the crop (``top``, ``left``, ``height``, ``width``) of
+    ``rows`` [N, H, W * C] (uint8 images, each row its pixels' C interleaved channels).
+
+    Each output row sums its input rows into one vector along memory (which compiles to vector
+    instructions), then each output pixel sums its columns of that vector.
+    """
+    size = out.shape[1]
+    span = width * channels
+    col_sums = np.zeros(span, np.int32)  # at most 255 x H
+    for n in range(rows.shape[0]):
+        for i in range(size):
+            y0, y1 = _area_bin(i, height, size)
+            col_sums[:] = 0
+            for y in range(top + y0, top + y1):
+                row = rows[n, y, left * channels:left * channels + span]
+                for k in range(span):
+                    col_sums[k] += row[k]
+            for j in range(size):
+                x0, x1 = _area_bin(j, width, size)
+                count = (y1 - y0) * (x1 - x0)
+                for c in range(channels):
+                    total = 0
+                    for x in range(x0, x1):
+                        total += col_sums[x * channels + c]
+                    out[n, i, j, c] = _rounded_mean(total, count)
+
+
+def _area_resize(frames: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """uint8 ``[T, C, H, W]`` cropped to ``box`` = (top, bottom, left, right) -> uint8 ``[T, C, size, size]``."""
+    top, bottom, left, right = (int(v) for v in box)
+    if not (0 <= top < bottom <= frames.shape[2] and 0 <= left < right <= frames.shape[3]):
+        raise ValueError(f"crop box {box} is empty or outside frames of {frames.shape[2]}x{frames.shape[3]}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames, got {frames.dtype}")
+    # Exact integer sums, rounded half to even: the bytes of torch's interpolate(mode="area") rounded
+    # (its float32 sums are exact too, for bins up to 2^15 pixels, every input size here; a quotient
+    # that is not a half lies further from one than float32's spacing near 255). Why hand-written:
+    # torch needs the crop as a contiguous float32 copy, four bytes per input byte, before pooling;
+    # those copies took more than half of the shards stage. These loops read the bytes where they lie,
+    # along memory: the rows of each plane, or each pixel's channels when they come last.
+    n, channels, height, width = frames.shape
+    if frames.strides[1] < frames.strides[3]:  # decoded video: each pixel's channels together
+        rows = np.ascontiguousarray(frames.transpose(0, 2, 3, 1)).reshape(n, height, width * channels)
+        out = np.empty((n, size, size, channels), dtype=np.uint8)
+        _area_resize_rows(rows, top, left, bottom - top, right - left, channels, out)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    # event frames: channel planes, each resized alone
+    rows = np.ascontiguousarray(frames).reshape(n * channels, height, width)
+    out = np.empty((n * channels, size, size, 1), dtype=np.uint8)
+    _area_resize_rows(rows, top, left, bottom - top, right - left, 1, out)
+    return out.reshape(n, channels, size, size)
+
+
+def resize_frames(frames: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
     """uint8 ``[T, C, H, W]`` -> uint8 ``[T, C, size, size]`` (crop, then area-average resize, rounded)."""
     if frames.ndim != 4:
         raise ValueError(f"expected frames [T, C, H, W], got shape {frames.shape}")
-    top, bottom, left, right = crop_box(frames.shape[2], frames.shape[3], crop)
-    out = np.empty((frames.shape[0], frames.shape[1], size, size), dtype=np.uint8)
-    for start in range(0, frames.shape[0], chunk):
-        block = torch.from_numpy(np.ascontiguousarray(frames[start:start + chunk, :, top:bottom, left:right]))
-        resized = F.interpolate(block.float(), size=(size, size), mode="area")
-        out[start:start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
-    return out
+    return _area_resize(frames, crop_box(frames.shape[2], frames.shape[3], crop), size)
 
 
 def to_three_channels(frames: np.ndarray) -> np.ndarray:
@@ -95,10 +159,8 @@ def resize_boxes(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray
     if frames.ndim != 4 or len(boxes) != len(frames):
         raise ValueError(f"expected frames [T, C, H, W] and boxes [T, 4], got {frames.shape} and {np.shape(boxes)}")
     out = np.empty((frames.shape[0], frames.shape[1], size, size), dtype=np.uint8)
-    for k, (top, bottom, left, right) in enumerate(np.asarray(boxes, dtype=np.int64)):
-        block = torch.from_numpy(np.ascontiguousarray(frames[k:k + 1, :, top:bottom, left:right]))
-        resized = F.interpolate(block.float(), size=(size, size), mode="area")
-        out[k] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()[0]
+    for k, box in enumerate(np.asarray(boxes, dtype=np.int64)):
+        out[k] = _area_resize(frames[k:k + 1], box, size)[0]
     return out
 
 
@@ -125,7 +187,8 @@ def read_rgb_views(path: str | Path, size: int, views: dict[str, RgbView]) -> tu
     for batch in reader.batches(32):
         keep = batch.indices < n_frames
         indices = batch.indices[keep]
-        images = batch.images[keep].transpose(0, 3, 1, 2)
+        # a masked copy only when a frame is left out: copying every batch took a sixth of the stage
+        images = (batch.images if keep.all() else batch.images[keep]).transpose(0, 3, 1, 2)
         for name, view in views.items():
             if isinstance(view, str):
                 out[name][indices] = resize_frames(images, size, view)
