@@ -124,16 +124,10 @@ def vertex_normals(vertices, faces):
         n0 = e1y * e2z - e1z * e2y
         n1 = e1z * e2x - e1x * e2z
         n2 = e1x * e2y - e1y * e2x
-        # written out: a loop over the tuple (a, b, c) compiles to code a third slower
-        normals[a, 0] += n0
-        normals[a, 1] += n1
-        normals[a, 2] += n2
-        normals[b, 0] += n0
-        normals[b, 1] += n1
-        normals[b, 2] += n2
-        normals[c, 0] += n0
-        normals[c, 1] += n1
-        normals[c, 2] += n2
+        for k in (a, b, c):
+            normals[k, 0] += n0
+            normals[k, 1] += n1
+            normals[k, 2] += n2
     for i in range(normals.shape[0]):
         norm = np.sqrt(normals[i, 0] ** 2 + normals[i, 1] ** 2 + normals[i, 2] ** 2)
         if norm > 0:
