@@ -28,26 +28,40 @@ def _module_file(src: Path, dotted: str) -> Path | None:
 
 
 @functools.lru_cache(maxsize=None)
-def _parsed(path: Path, modified_ns: int) -> tuple[ast.Module, str]:
-    """A file's syntax tree and the dump of its code without docstrings (one parse per file and version, as
-    the workflow asks for every stage's closure at parse time)."""
-    tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8")))  # imports are all still there
-    return tree, ast.dump(tree, include_attributes=False)
+def _parsed(path: Path, modified_ns: int) -> tuple[tuple[ast.Import | ast.ImportFrom, ...], str]:
+    """A file's import statements (at any depth) and the dump of its code without docstrings, from one parse
+    and one walk per file and version: the workflow asks at parse time for two dozen closures, which share
+    most of their files (walking every file's tree for each closure took half of a dry run)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = []
+    for node in ast.walk(tree):  # the walk reads a node's children after this loop body has run
+        body = getattr(node, "body", None)
+        if isinstance(node, _DOCUMENTED) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(node)
+    return tuple(imports), ast.dump(tree, include_attributes=False)
 
 
-def _parse(path: Path) -> tuple[ast.Module, str]:
+def _parse(path: Path) -> tuple[tuple[ast.Import | ast.ImportFrom, ...], str]:
     return _parsed(path, path.stat().st_mtime_ns)
 
 
-def _imported_modules(src: Path, path: Path) -> set[str]:
+def _imported_modules(src: Path, path: Path) -> frozenset[str]:
     """Dotted names of the facemorphic modules (or names inside them) that one file imports."""
+    return _imports_of(src, path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(src: Path, path: Path, modified_ns: int) -> frozenset[str]:
     parts = path.relative_to(src).with_suffix("").parts
     package = parts[:-1]  # a module's package; for an __init__, the package itself (parts minus "__init__")
     found = set()
-    for node in ast.walk(_parse(path)[0]):
+    for node in _parsed(path, modified_ns)[0]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "facemorphic")
-        elif isinstance(node, ast.ImportFrom):
+        else:
             if node.level:
                 base = list(package[:len(package) - node.level + 1])
                 module = ".".join(base + ([node.module] if node.module else []))
@@ -57,7 +71,7 @@ def _imported_modules(src: Path, path: Path) -> set[str]:
                 continue
             found.add(module)
             found.update(f"{module}.{alias.name}" for alias in node.names)
-    return found
+    return frozenset(found)
 
 
 def source_closure(src: str | Path, packages: tuple[str, ...] | list[str]) -> list[Path]:
@@ -78,15 +92,6 @@ def source_closure(src: str | Path, packages: tuple[str, ...] | list[str]) -> li
                 if found is not None and found not in seen:
                     todo.append(found)
     return sorted(seen)
-
-
-def _without_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, _DOCUMENTED) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return tree
 
 
 def code_fingerprint(src: str | Path, packages: tuple[str, ...] | list[str]) -> str:
