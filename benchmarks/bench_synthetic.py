@@ -83,6 +83,8 @@ def default_user(seed: int, fps: int) -> None:
             wall_s, cpu_s = timed_user(Path(tmp), UserOptions(), seed)
     finally:
         logger.removeHandler(times)
+    if not times.rows:
+        raise SystemExit("no per-recording line in the generator's log: its format changed, update _RecordingTimes")
     by_kind = collections.defaultdict(lambda: [0.0, 0.0])
     for rid, frames, seconds in times.rows:
         by_kind[recording_kind(rid)][0] += frames / fps
