@@ -11,34 +11,20 @@ Usage: python benchmarks/bench_ingest.py [--frames 900] [--events 2000000]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from benchtools import best_of, emit  # noqa: E402
 from media import random_events, write_mp4  # noqa: E402
 
 from facemorphic.events.evt3_writer import write_evt3  # noqa: E402
 from facemorphic.events.raw import probe_raw, read_events  # noqa: E402
 from facemorphic.video.probe import probe_rgb  # noqa: E402
-
-
-def emit(name: str, value: float, unit: str) -> None:
-    print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit}), flush=True)
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def decode_all_frames(path: Path) -> np.ndarray:

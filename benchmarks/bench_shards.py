@@ -15,10 +15,8 @@ Run it with one thread (the Snakemake job's budget)::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,23 +25,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from benchtools import best_of, emit  # noqa: E402
 from media import write_mp4  # noqa: E402
 
 import facemorphic.shards.frames as shard_frames  # noqa: E402
-
-
-def emit(name: str, value: float, unit: str) -> None:
-    print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit}), flush=True)
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    fn()  # compile and warm the caches outside the timing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def torch_area_resize(frames: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
@@ -68,19 +53,19 @@ def main() -> None:
     for name, frames in inputs.items():
         if not np.array_equal(shard_frames.resize_frames(frames, args.size), torch_area_resize(frames, args.size)):
             raise SystemExit(f"{name}: the kernel and torch's area resize differ")
-        kernel_s = best_of(lambda: shard_frames.resize_frames(frames, args.size))
-        torch_s = best_of(lambda: torch_area_resize(frames, args.size))
+        kernel_s = best_of(lambda: shard_frames.resize_frames(frames, args.size), warm_up=True)
+        torch_s = best_of(lambda: torch_area_resize(frames, args.size), warm_up=True)
         emit(f"shards_resize_{name}_frames_per_s", args.frames / kernel_s, "frames/s")
         emit(f"baseline_torch_area_resize_{name}_frames_per_s", args.frames / torch_s, "frames/s")
         emit(f"shards_resize_{name}_speedup", torch_s / kernel_s, "x")
 
     with tempfile.TemporaryDirectory() as tmp:
         video = write_mp4(Path(tmp) / "rgb.mp4", args.frames, width=640, height=480)
-        stage_s = best_of(lambda: shard_frames.read_rgb_frames(video, args.size))
+        stage_s = best_of(lambda: shard_frames.read_rgb_frames(video, args.size), warm_up=True)
         kernel_resize = shard_frames.resize_frames
         shard_frames.resize_frames = torch_area_resize  # the same decode, the previous resize
         try:
-            baseline_s = best_of(lambda: shard_frames.read_rgb_frames(video, args.size))
+            baseline_s = best_of(lambda: shard_frames.read_rgb_frames(video, args.size), warm_up=True)
         finally:
             shard_frames.resize_frames = kernel_resize
     emit("shards_rgb_recording_frames_per_s", args.frames / stage_s, "frames/s")

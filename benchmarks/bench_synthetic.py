@@ -30,18 +30,15 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import json
 import logging
 import tempfile
 import time
 from pathlib import Path
 
+from benchtools import emit
+
 from facemorphic.synthetic.dataset import UserOptions, generate_user, plan_recordings
 from facemorphic.synthetic.face import face_model
-
-
-def emit(name: str, value: float, unit: str) -> None:
-    print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit}), flush=True)
 
 
 def timed_user(root: Path, options: UserOptions, seed: int) -> tuple[float, float]:
